@@ -14,7 +14,9 @@ _real_connect = socket.socket.connect
 
 def _guarded_connect(self: socket.socket, address: Any) -> Any:
     host = address[0] if isinstance(address, tuple) else address
-    if isinstance(host, str) and (host in {"localhost", "::1"} or host.startswith("127.") or self.family == socket.AF_UNIX):
+    if isinstance(host, str) and (
+        host in {"localhost", "::1"} or host.startswith("127.") or self.family == socket.AF_UNIX
+    ):
         return _real_connect(self, address)
     raise RuntimeError(f"Network access blocked in tests: {address!r}")
 
@@ -25,8 +27,16 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("OPSMITH_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    for name in ("OPSMITH_PROVIDER", "OPSMITH_MODEL", "OPSMITH_BASE_URL", "OPSMITH_QDRANT_URL", "OPSMITH_CONFIG",
-                 "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPSMITH_COLLECTION"):
+    for name in (
+        "OPSMITH_PROVIDER",
+        "OPSMITH_MODEL",
+        "OPSMITH_BASE_URL",
+        "OPSMITH_QDRANT_URL",
+        "OPSMITH_CONFIG",
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+        "OPSMITH_COLLECTION",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     yield home

@@ -90,10 +90,14 @@ class Settings(BaseSettings):
     embedder_backend: Literal["auto", "onnx", "torch"] = Field(
         "auto", description="auto: ONNX Runtime for the bundled model (fast start), torch for others."
     )
-    retrieval_mode: RetrievalMode = "hybrid"
+    retrieval_mode: RetrievalMode = Field("hybrid", description="hybrid (dense + BM25, RRF), dense or sparse.")
+    hybrid_sparse_weight: float = Field(1.5, gt=0, description="Weight of the BM25 list in RRF fusion (dense is 1).")
     top_k: int = Field(5, ge=1, le=100)
     refusal_threshold: float = Field(
-        0.40, description="Refuse when the best dense cosine similarity is below this (see docs/rag.md)."
+        1.0,
+        ge=0,
+        le=2,
+        description="Refuse when support (best cosine + IDF-weighted term coverage, 0..2) is below this.",
     )
     chunk_tokens: int = Field(256, ge=32, description="Token cap per chunk (the embedder's word pieces).")
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive pieces of a long section.")

@@ -102,7 +102,9 @@ class IndexLockedError(StoreError):
 class StoreUnavailableError(StoreError):
     def __init__(self, url: str, detail: str) -> None:
         self.url = url
-        super().__init__(f"Cannot reach Qdrant at {url} ({detail}) — check OPSMITH_QDRANT_URL and that the server is up")
+        super().__init__(
+            f"Cannot reach Qdrant at {url} ({detail}) — check OPSMITH_QDRANT_URL and that the server is up"
+        )
 
 
 class EmbedderError(OpsmithError):

@@ -1,0 +1,258 @@
+"""Heading-first chunking that keeps code fences whole and remembers source lines.
+
+The document is read as markdown (loaders normalise every format to it):
+
+1. It is cut into sections at headings; each section knows its heading path
+   (``Title > Diagnosis > Logs``).
+2. A section is cut into units: paragraphs, list runs and fenced code blocks. A code
+   fence is never split, even when it alone exceeds the cap (it then forms its own,
+   oversized chunk; the embedder sees its start, the answer gets all of it).
+3. Units are packed up to ``max_tokens`` (the embedder's own tokens). A section that does
+   not fit is split between units, and each piece starts with up to ``overlap`` tokens of
+   the previous piece. A paragraph longer than the cap is split at line, then sentence,
+   then word boundaries.
+4. Consecutive small sections of one document are merged while they fit, so a three-line
+   "Impact" section travels with its neighbours instead of becoming a weak chunk alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from opsmith.rag.documents import Document, SourceLine
+
+TokenCounter = Callable[[str], int]
+
+_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass
+class Chunk:
+    """A retrievable piece of one document."""
+
+    source: str
+    heading: str
+    start_line: int
+    end_line: int
+    text: str
+    index: int = 0
+    tokens: int = 0
+
+    def embedding_text(self, title: str | None = None) -> str:
+        return indexed_text(self.heading, self.text, title)
+
+
+def indexed_text(heading: str, text: str, title: str | None = None) -> str:
+    """What the embedder and BM25 see: the heading path gives short chunks their context."""
+    prefix = heading
+    if title and title not in prefix:
+        prefix = f"{title} > {prefix}" if prefix else title
+    return f"{prefix}\n\n{text}" if prefix else text
+
+
+@dataclass
+class _Unit:
+    lines: list[SourceLine]
+    kind: str  # "heading", "code" or "text"
+    tokens: int = 0
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+@dataclass
+class _Section:
+    path: list[str]
+    units: list[_Unit] = field(default_factory=list)
+
+
+def _split_units(lines: Sequence[SourceLine]) -> list[_Section]:
+    sections: list[_Section] = [_Section(path=[])]
+    stack: list[tuple[int, str]] = []
+    paragraph: list[SourceLine] = []
+
+    def flush() -> None:
+        if paragraph:
+            sections[-1].units.append(_Unit(list(paragraph), "text"))
+            paragraph.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        fence = _FENCE.match(line.text)
+        if fence:
+            flush()
+            marker = fence.group(1)
+            block = [line]
+            i += 1
+            while i < len(lines):
+                block.append(lines[i])
+                stripped = lines[i].text.strip()
+                i += 1
+                if stripped.startswith(marker[0] * len(marker)) and set(stripped) == {marker[0]}:
+                    break
+            sections[-1].units.append(_Unit(block, "code"))
+            continue
+        heading = _HEADING.match(line.text)
+        if heading and (heading.group(2) or "").strip():
+            flush()
+            level, title = len(heading.group(1)), (heading.group(2) or "").strip()
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, title))
+            sections.append(_Section(path=[t for _, t in stack], units=[_Unit([line], "heading")]))
+        elif not line.text.strip():
+            flush()
+        else:
+            paragraph.append(line)
+        i += 1
+    flush()
+    return [s for s in sections if s.units]
+
+
+def _split_long_text(unit: _Unit, cap: int, count: TokenCounter) -> list[_Unit]:
+    """Cut an over-long paragraph at line, then sentence, then word boundaries."""
+    pieces: list[_Unit] = []
+    for line in unit.lines:
+        tokens = count(line.text)
+        if tokens <= cap:
+            pieces.append(_Unit([line], "text", tokens))
+            continue
+        sentences = [s for s in _SENTENCE_END.split(line.text) if s]
+        for sentence in sentences:
+            sentence_tokens = count(sentence)
+            if sentence_tokens <= cap:
+                pieces.append(_Unit([SourceLine(line.number, sentence)], "text", sentence_tokens))
+                continue
+            words = sentence.split()
+            # Words average well over one token; step by a conservative share of the cap.
+            step = max(cap // 2, 1)
+            for start in range(0, len(words), step):
+                text = " ".join(words[start : start + step])
+                pieces.append(_Unit([SourceLine(line.number, text)], "text", count(text)))
+    # Re-join consecutive small pieces so a long paragraph does not become dozens of lines.
+    merged: list[_Unit] = []
+    for piece in pieces:
+        if merged and merged[-1].tokens + piece.tokens <= cap:
+            last = merged[-1]
+            if last.lines[-1].number == piece.lines[0].number:
+                joined = SourceLine(piece.lines[0].number, f"{last.lines[-1].text} {piece.lines[0].text}")
+                last.lines[-1] = joined
+                last.lines.extend(piece.lines[1:])
+            else:
+                last.lines.extend(piece.lines)
+            last.tokens += piece.tokens
+        else:
+            merged.append(piece)
+    return merged
+
+
+@dataclass
+class _Piece:
+    path: list[str]
+    units: list[_Unit]
+    sections: list[str]
+
+    @property
+    def tokens(self) -> int:
+        return sum(u.tokens for u in self.units)
+
+
+def _pack_section(section: _Section, cap: int, overlap: int) -> list[_Piece]:
+    pieces: list[_Piece] = []
+    current: list[_Unit] = []
+    fresh = 0  # units in `current` that are not overlap from the previous piece
+    for unit in section.units:
+        size = sum(u.tokens for u in current)
+        if current and fresh and size + unit.tokens > cap:
+            pieces.append(_Piece(section.path, current, [section.path[-1]] if section.path else []))
+            carried: list[_Unit] = []
+            for previous in reversed(current):
+                if previous.kind == "heading" or sum(u.tokens for u in carried) + previous.tokens > overlap:
+                    break
+                carried.insert(0, previous)
+            if sum(u.tokens for u in carried) + unit.tokens > cap:
+                carried = []
+            current, fresh = carried, 0
+        current.append(unit)
+        fresh += 1
+    if current and fresh:
+        pieces.append(_Piece(section.path, current, [section.path[-1]] if section.path else []))
+    return pieces
+
+
+def _common_prefix(a: list[str], b: list[str]) -> list[str]:
+    prefix: list[str] = []
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        prefix.append(x)
+    return prefix
+
+
+def chunk_document(
+    document: Document,
+    *,
+    count_tokens: TokenCounter,
+    max_tokens: int = 256,
+    overlap: int = 32,
+    merge_sections: bool = True,
+) -> list[Chunk]:
+    """Split ``document`` into chunks of at most ``max_tokens`` (code fences excepted)."""
+    root = document.title or document.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    # The heading path is prepended when embedding; leave it room under the cap.
+    budget = max(max_tokens - 16, 16)
+    pieces: list[_Piece] = []
+    for section in _split_units(document.lines):
+        units: list[_Unit] = []
+        for unit in section.units:
+            unit.tokens = count_tokens(unit.text)
+            if unit.kind == "text" and unit.tokens > budget:
+                units.extend(_split_long_text(unit, budget, count_tokens))
+            else:
+                units.append(unit)
+        section.units = units
+        pieces.extend(_pack_section(section, budget, overlap))
+
+    if merge_sections:
+        merged: list[_Piece] = []
+        for piece in pieces:
+            last = merged[-1] if merged else None
+            if last is not None and last.tokens + piece.tokens <= budget:
+                last.units.extend(piece.units)
+                last.sections.extend(s for s in piece.sections if s not in last.sections)
+                # A preamble (text before the first heading) has no path; it adopts its neighbour's.
+                if not last.path or not piece.path:
+                    last.path = last.path or list(piece.path)
+                else:
+                    last.path = _common_prefix(last.path, piece.path)
+            else:
+                merged.append(_Piece(list(piece.path), list(piece.units), list(piece.sections)))
+        pieces = merged
+
+    chunks: list[Chunk] = []
+    for piece in pieces:
+        path = list(piece.path)
+        own = [s for s in piece.sections if s not in path and s != root]
+        if own:
+            path.append(" / ".join(own))
+        if not path or path[0] != root:
+            path.insert(0, root)
+        text = "\n\n".join(u.text for u in piece.units)
+        chunks.append(
+            Chunk(
+                source=document.source,
+                heading=" > ".join(path),
+                start_line=piece.units[0].lines[0].number,
+                end_line=max(line.number for u in piece.units for line in u.lines),
+                text=text,
+                index=len(chunks),
+                tokens=piece.tokens,
+            )
+        )
+    return chunks

@@ -1,0 +1,143 @@
+"""Retrieval and answer evaluation on a question set.
+
+The question format (JSON Lines) is the one used by ``prometheus-runbooks``::
+
+    {"id": "q-1", "question": "...", "gold": ["dir/Runbook.md"], "must_include": ["kubectl ..."], "answerable": true}
+
+Ranking metrics use the sources of the ranked chunks, de-duplicated in rank order, and
+count only answerable questions; each has one relevant source, so nDCG@10 is
+``1 / log2(rank + 1)``. Refusal precision and recall treat "refused" as the positive
+prediction for an unanswerable question.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsmith.errors import InputError
+from opsmith.rag.answer import Answer
+
+
+@dataclass
+class EvalQuestion:
+    id: str
+    question: str
+    gold: list[str]
+    must_include: list[str]
+    answerable: bool
+
+
+@dataclass
+class QuestionResult:
+    id: str
+    refused: bool
+    ranked_sources: list[str]
+    answer: str
+    must_include_ok: bool | None
+    answerable: bool = True
+    gold: list[str] = field(default_factory=list)
+
+
+def load_questions(path: Path) -> list[EvalQuestion]:
+    """Read and validate a question file; errors name the line."""
+    if not path.is_file():
+        raise InputError(f"Question file not found: {path} — pass a JSON Lines file of questions")
+    questions: list[EvalQuestion] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            questions.append(
+                EvalQuestion(
+                    id=str(row["id"]),
+                    question=str(row["question"]),
+                    gold=list(row.get("gold", [])),
+                    must_include=list(row.get("must_include", [])),
+                    answerable=bool(row.get("answerable", bool(row.get("gold")))),
+                )
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(
+                f"{path}:{number}: not a valid question ({type(exc).__name__}: {exc})"
+                ' — each line needs {"id", "question", "gold", "must_include", "answerable"}'
+            ) from exc
+    if not questions:
+        raise InputError(f"{path} holds no questions — add one JSON object per line")
+    return questions
+
+
+def dedupe(sources: Iterable[str]) -> list[str]:
+    seen: list[str] = []
+    for source in sources:
+        if source not in seen:
+            seen.append(source)
+    return seen
+
+
+def score(results: list[QuestionResult]) -> dict[str, Any]:
+    """Aggregate metrics over per-question results."""
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if not r.answerable]
+    n = len(answerable) or 1
+
+    def rank(result: QuestionResult) -> int | None:
+        return next((i + 1 for i, s in enumerate(result.ranked_sources) if s in result.gold), None)
+
+    ranks = [rank(r) for r in answerable]
+    refused_total = sum(r.refused for r in results)
+    refused_right = sum(r.refused for r in unanswerable)
+    return {
+        "questions_total": len(results),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "recall@1": round(sum(1 for x in ranks if x is not None and x <= 1) / n, 4),
+        "recall@5": round(sum(1 for x in ranks if x is not None and x <= 5) / n, 4),
+        "mrr@10": round(sum(1 / x for x in ranks if x is not None and x <= 10) / n, 4),
+        "ndcg@10": round(sum(1 / math.log2(x + 1) for x in ranks if x is not None and x <= 10) / n, 4),
+        "refusal_precision": round(refused_right / refused_total, 4) if refused_total else None,
+        "refusal_recall": round(refused_right / len(unanswerable), 4) if unanswerable else None,
+        "false_refusal_rate": round(sum(r.refused for r in answerable) / n, 4),
+        "must_include_rate": round(sum(bool(r.must_include_ok) for r in answerable) / n, 4),
+    }
+
+
+def evaluate(
+    questions: list[EvalQuestion],
+    *,
+    rank: Callable[[str], list[str]],
+    ask: Callable[[str], Answer],
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run every question through ``rank`` (sources for the top 10 chunks) and ``ask``."""
+    results: list[QuestionResult] = []
+    for question in questions:
+        ranked = dedupe(rank(question.question))[:10]
+        reply = ask(question.question)
+        ok = all(s in reply.answer for s in question.must_include) if question.answerable else None
+        results.append(
+            QuestionResult(
+                question.id, reply.refused, ranked, reply.answer, ok, question.answerable, list(question.gold)
+            )
+        )
+        if progress:
+            progress(1)
+    summary = score(results)
+    summary["questions"] = [
+        {
+            "id": r.id,
+            "refused": r.refused,
+            "ranked_sources": r.ranked_sources,
+            "answer": r.answer,
+            "must_include_ok": r.must_include_ok,
+            "answerable": r.answerable,
+            "gold": r.gold,
+        }
+        for r in results
+    ]
+    return summary

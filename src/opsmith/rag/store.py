@@ -1,0 +1,409 @@
+"""The ``VectorStore`` seam and its Qdrant implementation.
+
+One code path serves both Qdrant modes: embedded local mode on disk under
+``$OPSMITH_HOME/qdrant`` (the default; one process at a time) and a Qdrant server or
+cluster when ``OPSMITH_QDRANT_URL`` is set. Each point carries a dense vector
+(``dense``), a BM25 term-frequency sparse vector (``bm25``, IDF applied by Qdrant) and the
+chunk's payload. Hybrid queries fuse both with Reciprocal Rank Fusion inside Qdrant.
+
+Each collection records the embedder name and dimension in its metadata, so a query
+with another model is refused instead of returning nonsense.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from opsmith.config import RetrievalMode, Settings, read_secret
+from opsmith.errors import (
+    CollectionNotFoundError,
+    EmbedderMismatchError,
+    IndexLockedError,
+    StoreError,
+    StoreUnavailableError,
+)
+from opsmith.rag.sparse import DEFAULT_AVGDL, SparseVector
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+DENSE = "dense"
+SPARSE = "bm25"
+_ID_NAMESPACE = uuid.UUID("6f1b7f0e-6c55-4a43-9a59-3f5d2a0c1e11")
+
+
+@dataclass
+class StoredChunk:
+    """A chunk as stored: what citations and answers are made of."""
+
+    source: str
+    heading: str
+    start_line: int
+    end_line: int
+    text: str
+    chunk_index: int
+    chunk_count: int
+    file_sha256: str
+    kind: str = "md"
+    title: str | None = None
+
+    @property
+    def indexed_text(self) -> str:
+        from opsmith.rag.chunking import indexed_text
+
+        return indexed_text(self.heading, self.text, self.title)
+
+    @property
+    def point_id(self) -> str:
+        return chunk_point_id(self.source, self.file_sha256, self.chunk_index)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "heading": self.heading,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "text": self.text,
+            "chunk_index": self.chunk_index,
+            "chunk_count": self.chunk_count,
+            "file_sha256": self.file_sha256,
+            "kind": self.kind,
+            "title": self.title,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> StoredChunk:
+        return cls(**{key: payload.get(key) for key in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+@dataclass
+class Hit:
+    """One ranked result. ``score`` is the store's ranking score in the chosen mode (RRF for
+    hybrid); ``relevance`` is the cosine similarity to the query, comparable across modes and
+    the basis of refusal."""
+
+    chunk: StoredChunk
+    score: float
+    relevance: float
+
+
+@dataclass
+class CollectionInfo:
+    name: str
+    points: int
+    embedder: str | None
+    dimension: int | None
+    avgdl: float = DEFAULT_AVGDL
+    term_stats: TermStats | None = None
+
+
+@dataclass
+class TermStats:
+    """Document frequencies of BM25 terms (by term id) over the collection's chunks.
+
+    Qdrant applies IDF inside its sparse search but does not expose it; refusal needs it to
+    weigh which question terms the retrieved passages cover (see ``rag/answer.py``)."""
+
+    chunks: int
+    df: dict[int, int]
+
+    def idf(self, term: int) -> float:
+        df = self.df.get(term, 0)
+        return math.log(1 + (self.chunks - df + 0.5) / (df + 0.5))
+
+
+@dataclass
+class FileState:
+    """What the index holds for one source: complete when every chunk of its version is present."""
+
+    file_sha256: str
+    chunk_count: int
+    present: int
+
+    @property
+    def complete(self) -> bool:
+        return self.present == self.chunk_count
+
+
+def chunk_point_id(source: str, file_sha256: str, chunk_index: int) -> str:
+    # Deterministic ids: re-running an interrupted ingest overwrites instead of duplicating.
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{source}\x00{file_sha256}\x00{chunk_index}"))
+
+
+class VectorStore(Protocol):
+    """Where chunks and their vectors live. Implementations raise :class:`StoreError`s."""
+
+    location: str
+
+    def collections(self) -> list[CollectionInfo]: ...
+
+    def info(self, collection: str) -> CollectionInfo | None: ...
+
+    def ensure_collection(self, collection: str, *, embedder: str, dimension: int) -> CollectionInfo: ...
+
+    def upsert(
+        self,
+        collection: str,
+        chunks: Sequence[StoredChunk],
+        dense: NDArray[np.float32],
+        sparse: Sequence[SparseVector],
+    ) -> None: ...
+
+    def file_states(self, collection: str) -> dict[str, dict[str, FileState]]: ...
+
+    def delete_source(self, collection: str, source: str, *, keep_sha256: str | None = None) -> None: ...
+
+    def query(
+        self,
+        collection: str,
+        dense: NDArray[np.float32],
+        sparse: SparseVector,
+        *,
+        mode: RetrievalMode,
+        limit: int,
+        sparse_weight: float = 1.5,
+    ) -> list[Hit]: ...
+
+    def chunks(self, collection: str, source: str) -> list[StoredChunk]: ...
+
+    def all_chunks(self, collection: str) -> Iterator[StoredChunk]: ...
+
+    def set_term_stats(self, collection: str, stats: TermStats) -> None: ...
+
+    def set_term_stats(self, collection: str, stats: TermStats) -> None:
+        details = self._client.get_collection(collection)
+        meta = dict(details.config.metadata or {})
+        meta["bm25_chunks"] = stats.chunks
+        meta["bm25_df"] = {str(term): count for term, count in stats.df.items()}
+        self._client.update_collection(collection, metadata=meta)
+
+    def all_chunks(self, collection: str) -> Iterator[StoredChunk]:
+        for record in self._scroll(collection):
+            yield StoredChunk.from_payload(record.payload or {})
+
+    def delete_collection(self, collection: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class QdrantStore:
+    """:class:`VectorStore` on qdrant-client, local path or server URL."""
+
+    def __init__(self, settings: Settings) -> None:
+        from qdrant_client import QdrantClient
+
+        self._settings = settings
+        if settings.qdrant_url:
+            self.location = settings.qdrant_url
+            self._client = QdrantClient(
+                url=settings.qdrant_url, api_key=read_secret(settings.qdrant_api_key_env), timeout=30
+            )
+            try:
+                self._client.get_collections()
+            except Exception as exc:
+                raise StoreUnavailableError(settings.qdrant_url, _short(exc)) from exc
+        else:
+            path = settings.index_path
+            path.mkdir(parents=True, exist_ok=True)
+            self.location = str(path)
+            try:
+                self._client = QdrantClient(path=str(path))
+            except RuntimeError as exc:
+                if "already accessed" in str(exc):
+                    raise IndexLockedError(path) from exc
+                raise StoreError(f"Cannot open the local index at {path}: {exc} — check the folder") from exc
+
+    # Collections ---------------------------------------------------------------------------
+
+    def collections(self) -> list[CollectionInfo]:
+        names = sorted(c.name for c in self._client.get_collections().collections)
+        return [info for name in names if (info := self.info(name)) is not None]
+
+    def info(self, collection: str) -> CollectionInfo | None:
+        if not self._client.collection_exists(collection):
+            return None
+        details = self._client.get_collection(collection)
+        meta = details.config.metadata or {}
+        return CollectionInfo(
+            name=collection,
+            points=int(details.points_count or 0),
+            embedder=meta.get("embedder"),
+            dimension=meta.get("dimension"),
+            avgdl=float(meta.get("bm25_avgdl", DEFAULT_AVGDL)),
+            term_stats=TermStats(int(meta["bm25_chunks"]), {int(k): int(v) for k, v in meta["bm25_df"].items()})
+            if "bm25_df" in meta
+            else None,
+        )
+
+    def require(self, collection: str, *, embedder: str | None = None, dimension: int | None = None) -> CollectionInfo:
+        """The collection's info; raises if it is missing or was built with another embedder."""
+        info = self.info(collection)
+        if info is None:
+            raise CollectionNotFoundError(collection)
+        if embedder is not None and (info.embedder != embedder or (dimension and info.dimension != dimension)):
+            raise EmbedderMismatchError(
+                collection, f"{info.embedder} ({info.dimension}d)", f"{embedder} ({dimension}d)"
+            )
+        return info
+
+    def ensure_collection(self, collection: str, *, embedder: str, dimension: int) -> CollectionInfo:
+        from qdrant_client import models
+
+        if self._client.collection_exists(collection):
+            return self.require(collection, embedder=embedder, dimension=dimension)
+        self._client.create_collection(
+            collection,
+            vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            metadata={"embedder": embedder, "dimension": dimension, "bm25_avgdl": DEFAULT_AVGDL, "schema": 1},
+        )
+        self._client.create_payload_index(collection, "source", models.PayloadSchemaType.KEYWORD)
+        return self.require(collection)
+
+    def set_term_stats(self, collection: str, stats: TermStats) -> None:
+        details = self._client.get_collection(collection)
+        meta = dict(details.config.metadata or {})
+        meta["bm25_chunks"] = stats.chunks
+        meta["bm25_df"] = {str(term): count for term, count in stats.df.items()}
+        self._client.update_collection(collection, metadata=meta)
+
+    def all_chunks(self, collection: str) -> Iterator[StoredChunk]:
+        for record in self._scroll(collection):
+            yield StoredChunk.from_payload(record.payload or {})
+
+    def delete_collection(self, collection: str) -> bool:
+        if not self._client.collection_exists(collection):
+            return False
+        self._client.delete_collection(collection)
+        return True
+
+    # Points --------------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        collection: str,
+        chunks: Sequence[StoredChunk],
+        dense: NDArray[np.float32],
+        sparse: Sequence[SparseVector],
+    ) -> None:
+        from qdrant_client import models
+
+        points = [
+            models.PointStruct(
+                id=chunk.point_id,
+                vector={
+                    DENSE: dense[row].tolist(),
+                    SPARSE: models.SparseVector(indices=vec.indices, values=vec.values),
+                },
+                payload=chunk.payload(),
+            )
+            for row, (chunk, vec) in enumerate(zip(chunks, sparse, strict=True))
+        ]
+        self._client.upsert(collection, points=points, wait=True)
+
+    def _scroll(self, collection: str, scroll_filter: Any = None, fields: Any = True) -> Iterator[Any]:
+        offset = None
+        while True:
+            records, offset = self._client.scroll(
+                collection, scroll_filter=scroll_filter, limit=1024, offset=offset, with_payload=fields
+            )
+            yield from records
+            if offset is None:
+                return
+
+    def file_states(self, collection: str) -> dict[str, dict[str, FileState]]:
+        """Per source, per stored file version: how many of its chunks are present."""
+        states: dict[str, dict[str, FileState]] = {}
+        for record in self._scroll(collection, fields=["source", "file_sha256", "chunk_count"]):
+            payload = record.payload or {}
+            versions = states.setdefault(payload["source"], {})
+            sha = payload["file_sha256"]
+            state = versions.setdefault(sha, FileState(sha, int(payload["chunk_count"]), 0))
+            state.present += 1
+        return states
+
+    def delete_source(self, collection: str, source: str, *, keep_sha256: str | None = None) -> None:
+        from qdrant_client import models
+
+        must: list[Any] = [models.FieldCondition(key="source", match=models.MatchValue(value=source))]
+        must_not: list[Any] = []
+        if keep_sha256:
+            must_not.append(models.FieldCondition(key="file_sha256", match=models.MatchValue(value=keep_sha256)))
+        selector = models.FilterSelector(filter=models.Filter(must=must, must_not=must_not or None))
+        self._client.delete(collection, points_selector=selector, wait=True)
+
+    def chunks(self, collection: str, source: str) -> list[StoredChunk]:
+        from qdrant_client import models
+
+        flt = models.Filter(must=[models.FieldCondition(key="source", match=models.MatchValue(value=source))])
+        found = [StoredChunk.from_payload(r.payload or {}) for r in self._scroll(collection, scroll_filter=flt)]
+        return sorted(found, key=lambda c: c.chunk_index)
+
+    def query(
+        self,
+        collection: str,
+        dense: NDArray[np.float32],
+        sparse: SparseVector,
+        *,
+        mode: RetrievalMode,
+        limit: int,
+        sparse_weight: float = 1.5,
+    ) -> list[Hit]:
+        from qdrant_client import models
+
+        dense_query = dense.tolist()
+        sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values)
+        common: dict[str, Any] = {"limit": limit, "with_payload": True, "with_vectors": [DENSE]}
+        if mode == "dense":
+            response = self._client.query_points(collection, query=dense_query, using=DENSE, **common)
+        elif mode == "sparse":
+            if not sparse.indices:
+                return []
+            response = self._client.query_points(collection, query=sparse_query, using=SPARSE, **common)
+        else:
+            depth = max(limit * 4, 40)
+            prefetch = [models.Prefetch(query=dense_query, using=DENSE, limit=depth)]
+            if sparse.indices:
+                prefetch.append(models.Prefetch(query=sparse_query, using=SPARSE, limit=depth))
+            response = self._client.query_points(
+                collection, prefetch=prefetch, query=_rrf(len(prefetch), sparse_weight), **common
+            )
+        hits = []
+        for point in response.points:
+            vector = point.vector[DENSE] if isinstance(point.vector, dict) else point.vector
+            relevance = float(np.dot(np.asarray(vector, dtype=np.float32), dense)) if vector is not None else 0.0
+            hits.append(Hit(StoredChunk.from_payload(point.payload or {}), float(point.score), relevance))
+        return hits
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rrf(branches: int, sparse_weight: float) -> Any:
+    from qdrant_client import models
+
+    # Qdrant's default k (2) keeps the fused order close to each list's head; BM25 gets a
+    # larger say because runbook questions often name exact commands, metrics and alerts.
+    return models.RrfQuery(rrf=models.Rrf(weights=[1.0, sparse_weight][:branches]))
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]
+
+
+def open_store(settings: Settings) -> QdrantStore:
+    """The store the settings point at."""
+    return QdrantStore(settings)

@@ -1,0 +1,121 @@
+"""get_chat_model: settings (including env vars) in, the right configured ChatModel out."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+
+from opsmith.config import load_settings
+from opsmith.errors import ConfigError
+from opsmith.llm import Message, get_chat_model
+from opsmith.llm.anthropic import AnthropicChatModel
+from opsmith.llm.openai_compat import OpenAIChatModel
+
+
+class _Handler(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
+        self.received.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+        payload = json.dumps(
+            {
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def local_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    _Handler.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", _Handler.received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_provider_none_gives_no_model() -> None:
+    assert get_chat_model(load_settings()) is None
+    assert get_chat_model(load_settings(provider="none")) is None
+
+
+def test_anthropic_without_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        get_chat_model(load_settings(provider="anthropic"))
+    assert "set ANTHROPIC_API_KEY, or use OPSMITH_PROVIDER=none" in str(info.value)
+
+
+def test_anthropic_with_key_uses_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-xyz")
+    model = get_chat_model(load_settings(provider="anthropic", llm_timeout=12.5, llm_max_retries=1, llm_max_tokens=200))
+    assert isinstance(model, AnthropicChatModel)
+    assert (model.model, model.base_url) == ("claude-sonnet-4-6", "https://api.anthropic.com")
+    assert (model.timeout, model.max_retries, model.max_tokens) == (12.5, 1, 200)
+    assert "sk-ant-xyz" not in repr(model)
+
+
+def test_custom_key_env_is_read_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSMITH_LLM_API_KEY_ENV", "TEAM_CLAUDE_KEY")
+    with pytest.raises(ConfigError, match="set TEAM_CLAUDE_KEY"):
+        get_chat_model(load_settings(provider="anthropic"))
+    monkeypatch.setenv("TEAM_CLAUDE_KEY", "sk-ant-team")
+    assert isinstance(get_chat_model(load_settings(provider="anthropic")), AnthropicChatModel)
+
+
+def test_openai_without_key_against_openai_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"OPENAI_API_KEY.*OPSMITH_BASE_URL"):
+        get_chat_model(load_settings(provider="openai"))
+
+
+def test_openai_local_server_needs_no_key(local_server: tuple[str, list[dict[str, Any]]]) -> None:
+    base_url, received = local_server
+    model = get_chat_model(load_settings(provider="openai", base_url=base_url, model="qwen2.5:7b"))
+    assert isinstance(model, OpenAIChatModel)
+    with model:
+        assert model.complete([Message("user", "ping")]).text == "pong"
+    assert "authorization" not in received[0]["headers"]
+    assert received[0]["body"]["model"] == "qwen2.5:7b"
+
+
+def test_env_vars_are_honoured(monkeypatch: pytest.MonkeyPatch, local_server: tuple[str, list[dict[str, Any]]]) -> None:
+    base_url, received = local_server
+    monkeypatch.setenv("OPSMITH_PROVIDER", "openai")
+    monkeypatch.setenv("OPSMITH_MODEL", "llama3.1:8b")
+    monkeypatch.setenv("OPSMITH_BASE_URL", base_url)
+    monkeypatch.setenv("OPSMITH_LLM_TIMEOUT", "5")
+    monkeypatch.setenv("OPSMITH_LLM_MAX_RETRIES", "0")
+    monkeypatch.setenv("OPSMITH_LLM_MAX_TOKENS", "77")
+    monkeypatch.setenv("OPSMITH_LLM_API_KEY_ENV", "VLLM_TOKEN")
+    monkeypatch.setenv("VLLM_TOKEN", "token-123")
+
+    model = get_chat_model(load_settings())
+    assert isinstance(model, OpenAIChatModel)
+    assert (model.model, model.base_url, model.timeout, model.max_retries) == ("llama3.1:8b", base_url, 5.0, 0)
+    with model:
+        model.complete([Message("user", "ping")])
+    assert received[0]["headers"]["authorization"] == "Bearer token-123"
+    assert received[0]["body"]["max_tokens"] == 77
+
+
+def test_local_hf_is_not_available_yet() -> None:
+    with pytest.raises(ConfigError, match="local_hf provider arrives with the fine-tuning work"):
+        get_chat_model(load_settings(provider="local_hf"))
