@@ -1,0 +1,39 @@
+"""The ``opsmith`` command line: thin commands over the library, grouped by noun.
+
+Every command parses its arguments, calls one library function and renders the result
+as rich text or, with ``--json``, as one JSON document. User errors
+(:class:`~opsmith.errors.OpsmithError`) become one red line and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from opsmith.cli import doctor, evaluate, rag
+from opsmith.cli._output import fail_line
+from opsmith.errors import OpsmithError
+
+app = typer.Typer(
+    name="opsmith",
+    help="Build DevOps/SRE LLM assistants (prompt, RAG, fine-tune) and measure which approach is right.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+rag.register(app)
+app.add_typer(rag.collections_app, name="collections")
+app.add_typer(evaluate.app, name="eval")
+doctor.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except OpsmithError as exc:
+        fail_line(str(exc))
+        sys.exit(exc.exit_code)

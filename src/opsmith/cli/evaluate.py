@@ -1,0 +1,83 @@
+"""``opsmith eval retrieval``: retrieval, refusal and answer metrics on a question set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from opsmith.cli._output import out, print_json, progress_bar
+from opsmith.cli.rag import CollectionOpt, JsonOpt, KOpt, ModeOpt, QdrantUrlOpt, _retriever
+
+app = typer.Typer(help="Measure retrieval and answers on your own question set.", no_args_is_help=True)
+
+
+@app.command("retrieval")
+def retrieval(
+    questions_file: Annotated[Path, typer.Argument(help="JSON Lines: id, question, gold, must_include, answerable.")],
+    collection: CollectionOpt = None,
+    k: KOpt = None,
+    mode: ModeOpt = None,
+    provider: Annotated[Optional[str], typer.Option("--provider", help="Answer with this provider.")] = None,
+    qdrant_url: QdrantUrlOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """recall@1/5, MRR@10, nDCG@10, refusal precision/recall and must-include rate."""
+    from opsmith.llm.registry import get_chat_model
+    from opsmith.rag.answer import answer_question
+    from opsmith.rag.evaluate import evaluate, load_questions
+
+    questions = load_questions(questions_file)
+    flags = {"collection": collection, "qdrant_url": qdrant_url, "retrieval_mode": mode, "provider": provider}
+    settings, retriever = _retriever(flags)
+    chat_model = get_chat_model(settings)
+    top_k = k or settings.top_k
+    with retriever.store, progress_bar("Evaluating", enabled=not json_output) as bar:
+        task = bar.add_task("Questions", total=len(questions)) if bar else None
+        summary = evaluate(
+            questions,
+            rank=lambda q: [hit.chunk.source for hit in retriever.search(q, k=max(10, top_k))],
+            ask=lambda q: answer_question(
+                q,
+                retriever=retriever,
+                chat_model=chat_model,
+                k=top_k,
+                refusal_threshold=settings.refusal_threshold,
+                max_tokens=settings.llm_max_tokens,
+            ),
+            progress=(lambda n: bar.advance(task, n)) if bar is not None and task is not None else None,
+        )
+    summary.update(
+        collection=settings.collection,
+        mode=settings.retrieval_mode,
+        provider=chat_model.provider if chat_model else "none",
+    )
+    if json_output:
+        print_json(summary)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{questions_file.name} on '{settings.collection}' ({settings.retrieval_mode})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in (
+        "recall@1",
+        "recall@5",
+        "mrr@10",
+        "ndcg@10",
+        "refusal_precision",
+        "refusal_recall",
+        "false_refusal_rate",
+        "must_include_rate",
+    ):
+        value = summary[key]
+        table.add_row(key, "n/a" if value is None else f"{value:.3f}")
+    out.print(table)
+    misses = [
+        q
+        for q in summary["questions"]
+        if q["answerable"] and (not q["ranked_sources"] or q["ranked_sources"][0] not in q["gold"])
+    ]
+    for q in misses:
+        out.print(f"[yellow]{q['id']}[/] gold {q['gold']} ranked {q['ranked_sources'][:3]}")

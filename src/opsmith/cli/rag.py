@@ -1,0 +1,237 @@
+"""``opsmith ingest``, ``search``, ``ask`` and ``collections``: the runbook assistant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from opsmith.cli._context import embedder_and_store, settings_from
+from opsmith.cli._output import err, out, print_json, progress_bar, warn
+
+if TYPE_CHECKING:
+    from opsmith.rag.answer import Answer
+    from opsmith.rag.ingest import IngestProgress
+
+CollectionOpt = Annotated[
+    Optional[str], typer.Option("--collection", "-c", help="Qdrant collection (default: settings, 'runbooks').")
+]
+QdrantUrlOpt = Annotated[
+    Optional[str], typer.Option("--qdrant-url", help="Qdrant server URL (default: embedded local index).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+KOpt = Annotated[Optional[int], typer.Option("-k", "--top-k", help="How many chunks to retrieve.", min=1, max=100)]
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="Retrieval mode: hybrid (default), dense or sparse.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)
+    app.command()(search)
+    app.command()(ask)
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders of runbooks.", show_default=False)],
+    collection: CollectionOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    keep_missing: Annotated[
+        bool, typer.Option("--keep-missing", help="Keep indexed files that are gone from PATHs.")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Index runbooks (.md .markdown .txt .rst .html .pdf). Re-runs only redo what changed."""
+    from opsmith.rag.ingest import ingest as run_ingest
+
+    settings = settings_from(collection=collection, qdrant_url=qdrant_url)
+    embedder, store = embedder_and_store(settings)
+    with store, progress_bar("Embedding", enabled=not json_output) as bar:
+        task = bar.add_task("Embedding chunks", total=None) if bar else None
+
+        def on_progress(state: IngestProgress) -> None:
+            if bar is not None and task is not None:
+                bar.update(task, total=state.chunks_total or None, completed=state.chunks_done)
+
+        report = run_ingest(
+            paths, settings=settings, embedder=embedder, store=store, prune=not keep_missing, progress=on_progress
+        )
+    if json_output:
+        print_json(report.to_dict())
+        return
+    for item in report.skipped:
+        warn(f"skipped {item.path}: {item.reason}")
+    for item in report.warnings:
+        warn(f"{item.path}: {item.reason}")
+    out.print(
+        f"[bold]{report.collection}[/]: {report.added} added, {report.changed} changed, "
+        f"{report.unchanged} unchanged, {report.removed} removed, {len(report.skipped)} skipped "
+        f"· {report.chunks} chunks embedded in {report.seconds:.1f}s"
+    )
+
+
+def _retriever(settings_flags: dict[str, object]):  # type: ignore[no-untyped-def]
+    from opsmith.rag.retrieve import Retriever
+
+    settings = settings_from(**settings_flags)
+    embedder, store = embedder_and_store(settings)
+    try:
+        retriever = Retriever(
+            embedder, store, settings.collection, settings.retrieval_mode, settings.hybrid_sparse_weight
+        )
+    except BaseException:
+        store.close()
+        raise
+    return settings, retriever
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    collection: CollectionOpt = None,
+    k: KOpt = None,
+    mode: ModeOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Show the raw ranked chunks for a query, with scores."""
+    settings, retriever = _retriever({"collection": collection, "qdrant_url": qdrant_url, "retrieval_mode": mode})
+    with retriever.store:
+        hits = retriever.search(query, k=k or settings.top_k)
+    results = [
+        {
+            "source": h.chunk.source,
+            "heading": h.chunk.heading,
+            "start_line": h.chunk.start_line,
+            "end_line": h.chunk.end_line,
+            "score": round(h.score, 4),
+            "relevance": round(h.relevance, 4),
+            "text": h.chunk.text,
+        }
+        for h in hits
+    ]
+    if json_output:
+        print_json(
+            {"query": query, "collection": settings.collection, "mode": settings.retrieval_mode, "results": results}
+        )
+        return
+    if not results:
+        out.print("No results.")
+    for rank, row in enumerate(results, start=1):
+        out.print(
+            f"[bold cyan]{rank}.[/] [bold]{row['source']}[/]:{row['start_line']}-{row['end_line']} "
+            f"[dim]{row['heading']}[/]  score={row['score']:.4f} cosine={row['relevance']:.3f}"
+        )
+        snippet = " ".join(str(row["text"]).split())
+        out.print(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}", markup=False)
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, in plain words.")],
+    collection: CollectionOpt = None,
+    k: KOpt = None,
+    mode: ModeOpt = None,
+    provider: Annotated[Optional[str], typer.Option("--provider", help="none (extractive), anthropic, openai.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Model name for the provider.")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
+    qdrant_url: QdrantUrlOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Answer a question from the runbooks only, with citations; refuse when they don't cover it."""
+    from opsmith.errors import EmptyQuestionError
+    from opsmith.llm.registry import get_chat_model
+    from opsmith.rag.answer import answer_question
+
+    if not question.strip():
+        raise EmptyQuestionError()
+    flags = {
+        "collection": collection,
+        "qdrant_url": qdrant_url,
+        "retrieval_mode": mode,
+        "provider": provider,
+        "model": model,
+        "base_url": base_url,
+    }
+    settings, retriever = _retriever(flags)
+    chat_model = get_chat_model(settings)
+    streaming = chat_model is not None and not json_output and out.is_terminal
+
+    def on_delta(text: str) -> None:
+        out.print(text, end="", markup=False, highlight=False)
+
+    with retriever.store:
+        result = answer_question(
+            question,
+            retriever=retriever,
+            chat_model=chat_model,
+            k=k or settings.top_k,
+            refusal_threshold=settings.refusal_threshold,
+            max_tokens=settings.llm_max_tokens,
+            on_delta=on_delta if streaming else None,
+        )
+    if json_output:
+        print_json(result.to_dict())
+    else:
+        _render_answer(result, already_streamed=streaming and not result.refused and result.error is None)
+    if result.error:
+        err.print(f"[bold red]error:[/] {result.error}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _render_answer(result: Answer, *, already_streamed: bool) -> None:
+    if result.refused:
+        out.print(f"[bold yellow]{result.answer}[/]")
+        return
+    if already_streamed:
+        out.print()
+    else:
+        out.print(result.answer, markup=False)
+    if result.citations:
+        out.print("\n[bold]Sources[/]")
+        for c in result.citations:
+            out.print(f"  [{c.number}] [bold]{c.source}[/]:{c.start_line}-{c.end_line}  [dim]{c.heading}[/]")
+    if result.dropped_citations:
+        warn(f"the model cited excerpts that were never supplied: {result.dropped_citations} (removed)")
+    timings = result.timings_ms
+    err.print(
+        f"[dim]{result.provider} · retrieve {timings['retrieve']:.0f} ms · generate {timings['generate']:.0f} ms[/]"
+    )
+
+
+collections_app = typer.Typer(help="List or delete collections.", no_args_is_help=True)
+
+
+@collections_app.command("list")
+def collections_list(qdrant_url: QdrantUrlOpt = None, json_output: JsonOpt = False) -> None:
+    """List collections with their point counts and embedders."""
+    from opsmith.rag.store import open_store
+
+    settings = settings_from(qdrant_url=qdrant_url)
+    with open_store(settings) as store:
+        rows = store.collections()
+    data = [{"name": c.name, "points": c.points, "embedder": c.embedder, "dimension": c.dimension} for c in rows]
+    if json_output:
+        print_json({"location": store.location, "collections": data})
+        return
+    if not data:
+        out.print(f"No collections in {store.location} — run `opsmith ingest PATH` first.")
+    for row in data:
+        out.print(f"[bold]{row['name']}[/]  {row['points']} chunks  {row['embedder']} ({row['dimension']}d)")
+
+
+@collections_app.command("delete")
+def collections_delete(
+    name: Annotated[str, typer.Argument(help="Collection to delete.")],
+    qdrant_url: QdrantUrlOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Delete a collection and everything in it."""
+    from opsmith.errors import CollectionNotFoundError
+    from opsmith.rag.store import open_store
+
+    settings = settings_from(qdrant_url=qdrant_url)
+    with open_store(settings) as store:
+        if not store.delete_collection(name):
+            raise CollectionNotFoundError(name)
+    if json_output:
+        print_json({"deleted": name})
+    else:
+        out.print(f"Deleted collection [bold]{name}[/].")
