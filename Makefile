@@ -39,6 +39,7 @@ lint: dev
 	$(BIN)/mypy
 
 bench: install
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

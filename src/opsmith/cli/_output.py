@@ -9,10 +9,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 #: Human output goes to stdout; progress, warnings and errors to stderr.
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: an error or warning stays one line however narrow the terminal (or pipe) is.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
@@ -22,11 +24,14 @@ def print_json(data: Any) -> None:
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", markup=True)
+    # Escaped: messages carry paths, headings and server replies, and "[/x]" in one of
+    # them would otherwise be read as rich markup (and raise).
+    err.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
 
 
 def fail_line(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """The one red line a user error becomes."""
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from importlib import metadata
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from opsmith.cli._output import out, print_json
 from opsmith.cli.rag import JsonOpt
@@ -112,13 +113,13 @@ def doctor(json_output: JsonOpt = False) -> None:
         state = "ready" if emb["onnx_ready"] else "exported on first use"
         out.print(f"  ONNX graph: {state} ({emb['onnx_cache']})")
     if "error" in emb:
-        out.print(f"  {bad} {emb['error']}")
+        out.print(f"  {bad} {escape(emb['error'])}")
     store = report["store"]
-    out.print(f"\n[bold]Qdrant[/] {store['mode']} · {store['location']}")
+    out.print(f"\n[bold]Qdrant[/] {store['mode']} · {escape(store['location'])}")
     if "error" in store:
-        out.print(f"  {bad} {store['error']}")
+        out.print(f"  {bad} {escape(store['error'])}")
     for c in store.get("collections", []):
-        out.print(f"  {ok} {c['name']}: {c['points']} chunks, {c['embedder']} ({c['dimension']}d)")
+        out.print(f"  {ok} {escape(c['name'])}: {c['points']} chunks, {c['embedder']} ({c['dimension']}d)")
     if not store.get("collections") and "error" not in store:
         out.print("  no collections yet — run `opsmith ingest PATH`")
     prov = report["provider"]

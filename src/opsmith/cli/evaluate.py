@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+from rich.markup import escape
 
+from opsmith.cli._context import open_retriever, settings_from
 from opsmith.cli._output import out, print_json, progress_bar
-from opsmith.cli.rag import CollectionOpt, JsonOpt, KOpt, ModeOpt, QdrantUrlOpt, _retriever
+from opsmith.cli.rag import CollectionOpt, JsonOpt, KOpt, ModeOpt, ProviderOpt, QdrantUrlOpt, close_quietly
 
 app = typer.Typer(help="Measure retrieval and answers on your own question set.", no_args_is_help=True)
 
@@ -19,7 +21,7 @@ def retrieval(
     collection: CollectionOpt = None,
     k: KOpt = None,
     mode: ModeOpt = None,
-    provider: Annotated[Optional[str], typer.Option("--provider", help="Answer with this provider.")] = None,
+    provider: ProviderOpt = None,
     qdrant_url: QdrantUrlOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -29,25 +31,32 @@ def retrieval(
     from opsmith.rag.evaluate import evaluate, load_questions
 
     questions = load_questions(questions_file)
-    flags = {"collection": collection, "qdrant_url": qdrant_url, "retrieval_mode": mode, "provider": provider}
-    settings, retriever = _retriever(flags)
+    settings = settings_from(collection=collection, qdrant_url=qdrant_url, retrieval_mode=mode, provider=provider)
     chat_model = get_chat_model(settings)
+    try:
+        retriever = open_retriever(settings)
+    except BaseException:
+        close_quietly(chat_model)
+        raise
     top_k = k or settings.top_k
-    with retriever.store, progress_bar("Evaluating", enabled=not json_output) as bar:
-        task = bar.add_task("Questions", total=len(questions)) if bar else None
-        summary = evaluate(
-            questions,
-            rank=lambda q: [hit.chunk.source for hit in retriever.search(q, k=max(10, top_k))],
-            ask=lambda q: answer_question(
-                q,
-                retriever=retriever,
-                chat_model=chat_model,
-                k=top_k,
-                refusal_threshold=settings.refusal_threshold,
-                max_tokens=settings.llm_max_tokens,
-            ),
-            progress=(lambda n: bar.advance(task, n)) if bar is not None and task is not None else None,
-        )
+    try:
+        with retriever.store, progress_bar("Evaluating", enabled=not json_output) as bar:
+            task = bar.add_task("Questions", total=len(questions)) if bar else None
+            summary = evaluate(
+                questions,
+                rank=lambda q: [hit.chunk.source for hit in retriever.search(q, k=max(10, top_k))],
+                ask=lambda q: answer_question(
+                    q,
+                    retriever=retriever,
+                    chat_model=chat_model,
+                    k=top_k,
+                    refusal_threshold=settings.refusal_threshold,
+                    max_tokens=settings.llm_max_tokens,
+                ),
+                progress=(lambda n: bar.advance(task, n)) if bar is not None and task is not None else None,
+            )
+    finally:
+        close_quietly(chat_model)
     summary.update(
         collection=settings.collection,
         mode=settings.retrieval_mode,
@@ -80,4 +89,5 @@ def retrieval(
         if q["answerable"] and (not q["ranked_sources"] or q["ranked_sources"][0] not in q["gold"])
     ]
     for q in misses:
-        out.print(f"[yellow]{q['id']}[/] gold {q['gold']} ranked {q['ranked_sources'][:3]}")
+        ranked = escape(str(q["ranked_sources"][:3]))
+        out.print(f"[yellow]{escape(str(q['id']))}[/] gold {escape(str(q['gold']))} ranked {ranked}")

@@ -3,26 +3,41 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+from rich.markup import escape
 
-from opsmith.cli._context import embedder_and_store, settings_from
-from opsmith.cli._output import err, out, print_json, progress_bar, warn
+from opsmith.cli._context import embedder_and_store, open_retriever, settings_from
+from opsmith.cli._output import err, fail_line, out, print_json, progress_bar, warn
 
 if TYPE_CHECKING:
     from opsmith.rag.answer import Answer
     from opsmith.rag.ingest import IngestProgress
 
 CollectionOpt = Annotated[
-    Optional[str], typer.Option("--collection", "-c", help="Qdrant collection (default: settings, 'runbooks').")
+    str | None, typer.Option("--collection", "-c", help="Qdrant collection (default: settings, 'runbooks').")
 ]
 QdrantUrlOpt = Annotated[
-    Optional[str], typer.Option("--qdrant-url", help="Qdrant server URL (default: embedded local index).")
+    str | None, typer.Option("--qdrant-url", help="Qdrant server URL (default: embedded local index).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
-KOpt = Annotated[Optional[int], typer.Option("-k", "--top-k", help="How many chunks to retrieve.", min=1, max=100)]
-ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="Retrieval mode: hybrid (default), dense or sparse.")]
+KOpt = Annotated[int | None, typer.Option("-k", "--top-k", help="How many chunks to retrieve.", min=1, max=100)]
+# Spelled out here rather than imported from opsmith.config, which would make `--help` pay
+# for pydantic; tests check they match config.RetrievalMode / ProviderName.
+Mode = Literal["hybrid", "dense", "sparse"]
+Provider = Literal["none", "anthropic", "openai", "local_hf"]
+ModeOpt = Annotated[Mode | None, typer.Option("--mode", help="Retrieval mode: hybrid (default), dense or sparse.")]
+ProviderOpt = Annotated[
+    Provider | None, typer.Option("--provider", help="none (extractive), anthropic or openai.", show_choices=True)
+]
+
+
+def close_quietly(resource: object) -> None:
+    """Close a chat model's connection pool, if it has one (the ChatModel seam has no close)."""
+    close = getattr(resource, "close", None)
+    if callable(close):
+        close()
 
 
 def register(app: typer.Typer) -> None:
@@ -55,33 +70,19 @@ def ingest(
         report = run_ingest(
             paths, settings=settings, embedder=embedder, store=store, prune=not keep_missing, progress=on_progress
         )
-    if json_output:
-        print_json(report.to_dict())
-        return
+    # Warnings go to stderr in both modes, so `--json` stdout stays one JSON document.
     for item in report.skipped:
         warn(f"skipped {item.path}: {item.reason}")
     for item in report.warnings:
         warn(f"{item.path}: {item.reason}")
+    if json_output:
+        print_json(report.to_dict())
+        return
     out.print(
         f"[bold]{report.collection}[/]: {report.added} added, {report.changed} changed, "
         f"{report.unchanged} unchanged, {report.removed} removed, {len(report.skipped)} skipped "
         f"· {report.chunks} chunks embedded in {report.seconds:.1f}s"
     )
-
-
-def _retriever(settings_flags: dict[str, object]):  # type: ignore[no-untyped-def]
-    from opsmith.rag.retrieve import Retriever
-
-    settings = settings_from(**settings_flags)
-    embedder, store = embedder_and_store(settings)
-    try:
-        retriever = Retriever(
-            embedder, store, settings.collection, settings.retrieval_mode, settings.hybrid_sparse_weight
-        )
-    except BaseException:
-        store.close()
-        raise
-    return settings, retriever
 
 
 def search(
@@ -93,7 +94,8 @@ def search(
     json_output: JsonOpt = False,
 ) -> None:
     """Show the raw ranked chunks for a query, with scores."""
-    settings, retriever = _retriever({"collection": collection, "qdrant_url": qdrant_url, "retrieval_mode": mode})
+    settings = settings_from(collection=collection, qdrant_url=qdrant_url, retrieval_mode=mode)
+    retriever = open_retriever(settings)
     with retriever.store:
         hits = retriever.search(query, k=k or settings.top_k)
     results = [
@@ -117,8 +119,8 @@ def search(
         out.print("No results.")
     for rank, row in enumerate(results, start=1):
         out.print(
-            f"[bold cyan]{rank}.[/] [bold]{row['source']}[/]:{row['start_line']}-{row['end_line']} "
-            f"[dim]{row['heading']}[/]  score={row['score']:.4f} cosine={row['relevance']:.3f}"
+            f"[bold cyan]{rank}.[/] [bold]{escape(str(row['source']))}[/]:{row['start_line']}-{row['end_line']} "
+            f"[dim]{escape(str(row['heading']))}[/]  score={row['score']:.4f} cosine={row['relevance']:.3f}"
         )
         snippet = " ".join(str(row["text"]).split())
         out.print(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}", markup=False)
@@ -129,9 +131,9 @@ def ask(
     collection: CollectionOpt = None,
     k: KOpt = None,
     mode: ModeOpt = None,
-    provider: Annotated[Optional[str], typer.Option("--provider", help="none (extractive), anthropic, openai.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Model name for the provider.")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
+    provider: ProviderOpt = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name for the provider.")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
     qdrant_url: QdrantUrlOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -142,22 +144,27 @@ def ask(
 
     if not question.strip():
         raise EmptyQuestionError()
-    flags = {
-        "collection": collection,
-        "qdrant_url": qdrant_url,
-        "retrieval_mode": mode,
-        "provider": provider,
-        "model": model,
-        "base_url": base_url,
-    }
-    settings, retriever = _retriever(flags)
+    settings = settings_from(
+        collection=collection,
+        qdrant_url=qdrant_url,
+        retrieval_mode=mode,
+        provider=provider,
+        model=model,
+        base_url=base_url,
+    )
+    # Provider settings are checked before the index is opened, so a missing key fails fast.
     chat_model = get_chat_model(settings)
+    try:
+        retriever = open_retriever(settings)
+    except BaseException:
+        close_quietly(chat_model)
+        raise
     streaming = chat_model is not None and not json_output and out.is_terminal
 
     def on_delta(text: str) -> None:
         out.print(text, end="", markup=False, highlight=False)
 
-    with retriever.store:
+    try:
         result = answer_question(
             question,
             retriever=retriever,
@@ -167,12 +174,15 @@ def ask(
             max_tokens=settings.llm_max_tokens,
             on_delta=on_delta if streaming else None,
         )
+    finally:
+        retriever.store.close()
+        close_quietly(chat_model)
     if json_output:
         print_json(result.to_dict())
     else:
         _render_answer(result, already_streamed=streaming and not result.refused and result.error is None)
     if result.error:
-        err.print(f"[bold red]error:[/] {result.error}", highlight=False)
+        fail_line(result.error)
         raise typer.Exit(1)
 
 
@@ -187,7 +197,9 @@ def _render_answer(result: Answer, *, already_streamed: bool) -> None:
     if result.citations:
         out.print("\n[bold]Sources[/]")
         for c in result.citations:
-            out.print(f"  [{c.number}] [bold]{c.source}[/]:{c.start_line}-{c.end_line}  [dim]{c.heading}[/]")
+            out.print(
+                f"  [{c.number}] [bold]{escape(c.source)}[/]:{c.start_line}-{c.end_line}  [dim]{escape(c.heading)}[/]"
+            )
     if result.dropped_citations:
         warn(f"the model cited excerpts that were never supplied: {result.dropped_citations} (removed)")
     timings = result.timings_ms
@@ -212,9 +224,11 @@ def collections_list(qdrant_url: QdrantUrlOpt = None, json_output: JsonOpt = Fal
         print_json({"location": store.location, "collections": data})
         return
     if not data:
-        out.print(f"No collections in {store.location} — run `opsmith ingest PATH` first.")
+        out.print(f"No collections in {store.location} — run `opsmith ingest PATH` first.", markup=False)
     for row in data:
-        out.print(f"[bold]{row['name']}[/]  {row['points']} chunks  {row['embedder']} ({row['dimension']}d)")
+        out.print(
+            f"[bold]{escape(str(row['name']))}[/]  {row['points']} chunks  {row['embedder']} ({row['dimension']}d)"
+        )
 
 
 @collections_app.command("delete")
@@ -234,4 +248,4 @@ def collections_delete(
     if json_output:
         print_json({"deleted": name})
     else:
-        out.print(f"Deleted collection [bold]{name}[/].")
+        out.print(f"Deleted collection [bold]{escape(name)}[/].")

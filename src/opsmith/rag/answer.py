@@ -91,7 +91,7 @@ def build_messages(question: str, hits: Sequence[Hit]) -> list[Message]:
     for number, hit in enumerate(hits, start=1):
         c = hit.chunk
         parts.append(
-            f'<excerpt n="{number}" source="{c.source}" heading="{_escape(c.heading)}" '
+            f'<excerpt n="{number}" source="{_escape(c.source)}" heading="{_escape(c.heading)}" '
             f'lines="{c.start_line}-{c.end_line}">\n{_escape(c.text)}\n</excerpt>'
         )
     parts += ["", f"Question: {question.strip()}", "", "Answer from the excerpts only, citing [n]."]

@@ -129,12 +129,8 @@ def _split_long_text(unit: _Unit, cap: int, count: TokenCounter) -> list[_Unit]:
             if sentence_tokens <= cap:
                 pieces.append(_Unit([SourceLine(line.number, sentence)], "text", sentence_tokens))
                 continue
-            words = sentence.split()
-            # Words average well over one token; step by a conservative share of the cap.
-            step = max(cap // 2, 1)
-            for start in range(0, len(words), step):
-                text = " ".join(words[start : start + step])
-                pieces.append(_Unit([SourceLine(line.number, text)], "text", count(text)))
+            for text, text_tokens in _word_windows(sentence.split(), cap, count):
+                pieces.append(_Unit([SourceLine(line.number, text)], "text", text_tokens))
     # Re-join consecutive small pieces so a long paragraph does not become dozens of lines.
     merged: list[_Unit] = []
     for piece in pieces:
@@ -152,6 +148,30 @@ def _split_long_text(unit: _Unit, cap: int, count: TokenCounter) -> list[_Unit]:
     return merged
 
 
+def _word_windows(words: list[str], cap: int, count: TokenCounter) -> list[tuple[str, int]]:
+    """Consecutive runs of ``words`` of at most ``cap`` tokens each (with their counts)."""
+    windows: list[tuple[str, int]] = []
+    step = max(cap // 2, 1)  # words per window; shrinks where words are long (identifiers, hashes)
+    start = 0
+    while start < len(words):
+        text = " ".join(words[start : start + step])
+        tokens = count(text)
+        while tokens > cap and step > 1:
+            step = max(min(step - 1, step * cap // tokens), 1)
+            text = " ".join(words[start : start + step])
+            tokens = count(text)
+        if tokens > cap:
+            # One word over the cap (a hash, a minified blob): cut it by characters, which a
+            # word-piece tokenizer never turns into more tokens than characters.
+            windows.extend((part, count(part)) for part in (text[i : i + cap] for i in range(0, len(text), cap)))
+        else:
+            windows.append((text, tokens))
+        start += step
+        if tokens * 2 < cap:  # let the window grow back after a run of long words
+            step = min(step * 2, max(cap // 2, 1))
+    return windows
+
+
 @dataclass
 class _Piece:
     path: list[str]
@@ -163,7 +183,27 @@ class _Piece:
         return sum(u.tokens for u in self.units)
 
 
-def _pack_section(section: _Section, cap: int, overlap: int) -> list[_Piece]:
+def _tail(unit: _Unit, overlap: int, count: TokenCounter) -> _Unit | None:
+    """The last lines of a text unit, or failing that the last words, up to ``overlap`` tokens."""
+    lines: list[SourceLine] = []
+    for line in reversed(unit.lines):
+        if count("\n".join(item.text for item in [line, *lines])) > overlap:
+            break
+        lines.insert(0, line)
+    if not lines:
+        last = unit.lines[-1]
+        words: list[str] = []
+        for word in reversed(last.text.split()):
+            if count(" ".join([word, *words])) > overlap:
+                break
+            words.insert(0, word)
+        if not words:
+            return None
+        lines = [SourceLine(last.number, " ".join(words))]
+    return _Unit(lines, "text", count("\n".join(line.text for line in lines)))
+
+
+def _pack_section(section: _Section, cap: int, overlap: int, count: TokenCounter) -> list[_Piece]:
     pieces: list[_Piece] = []
     current: list[_Unit] = []
     fresh = 0  # units in `current` that are not overlap from the previous piece
@@ -176,6 +216,10 @@ def _pack_section(section: _Section, cap: int, overlap: int) -> list[_Piece]:
                 if previous.kind == "heading" or sum(u.tokens for u in carried) + previous.tokens > overlap:
                     break
                 carried.insert(0, previous)
+            if not carried and overlap and current[-1].kind == "text":
+                # The last unit is longer than the overlap: carry its tail instead of nothing.
+                tail = _tail(current[-1], overlap, count)
+                carried = [tail] if tail else []
             if sum(u.tokens for u in carried) + unit.tokens > cap:
                 carried = []
             current, fresh = carried, 0
@@ -213,11 +257,12 @@ def chunk_document(
         for unit in section.units:
             unit.tokens = count_tokens(unit.text)
             if unit.kind == "text" and unit.tokens > budget:
-                units.extend(_split_long_text(unit, budget, count_tokens))
+                # Pieces leave room for the overlap the next piece starts with.
+                units.extend(_split_long_text(unit, max(budget - overlap, budget // 2), count_tokens))
             else:
                 units.append(unit)
         section.units = units
-        pieces.extend(_pack_section(section, budget, overlap))
+        pieces.extend(_pack_section(section, budget, overlap, count_tokens))
 
     if merge_sections:
         merged: list[_Piece] = []

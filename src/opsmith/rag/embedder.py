@@ -147,11 +147,13 @@ class SentenceTransformerEmbedder:
             self._model = SentenceTransformer(name_or_path, device=device or "cpu")
         except Exception as exc:
             raise EmbedderError(
-                f"Cannot load embedding model {name_or_path!r} ({type(exc).__name__}: {str(exc)[:160]})"
+                f"Cannot load embedding model {name_or_path!r} ({type(exc).__name__}: {_one_line(exc)})"
                 " — pass a local model folder, or download it first where a model hub is reachable"
             ) from exc
         self.name = name_or_path
-        self.dimension = int(self._model.get_sentence_embedding_dimension() or 0)
+        # Newer sentence-transformers renamed the method and deprecate the old name.
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dimension = int(dimension() or 0)
         self.max_tokens = int(self._model.max_seq_length or 512)
 
     def embed_documents(
@@ -172,6 +174,11 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _one_line(exc: Exception, limit: int = 160) -> str:
+    # Hub errors span several lines; the CLI prints one.
+    return " ".join(str(exc).split())[:limit]
 
 
 def bundled_onnx_path() -> Path:

@@ -187,19 +187,23 @@ def ingest(
     avgdl = info.avgdl
     batch_chunks: list[StoredChunk] = []
     batch_texts: list[str] = []
+    fresh_terms: dict[str, set[int]] = {}
     waiting: list[tuple[Document, bool, int]] = []  # documents whose chunks are not all written yet
 
     def write_batch() -> None:
         if batch_chunks:
             dense = embedder.embed_documents(batch_texts, progress=_advance(state, progress))
             sparse = [document_vector(text, avgdl=avgdl) for text in batch_texts]
+            # A sparse vector's indices are its chunk's distinct terms: keep them for the stats.
+            fresh_terms.update((c.point_id, set(v.indices)) for c, v in zip(batch_chunks, sparse, strict=True))
             store.upsert(name, batch_chunks, np.asarray(dense, dtype=np.float32), sparse)
             report.chunks += len(batch_chunks)
             batch_chunks.clear()
             batch_texts.clear()
         for document, existed, _ in waiting:
             # Only now is the new version complete; drop any other version of the file.
-            store.delete_source(name, document.source, keep_sha256=document.sha256)
+            if existed:
+                store.delete_source(name, document.source, keep_sha256=document.sha256)
             if existed:
                 report.changed += 1
             else:
@@ -224,19 +228,22 @@ def ingest(
             report.removed += 1
 
     if report.added or report.changed or report.removed or info.term_stats is None:
-        store.set_term_stats(name, collect_term_stats(store, name))
+        store.set_term_stats(name, collect_term_stats(store, name, known=fresh_terms))
 
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
-def collect_term_stats(store: VectorStore, collection: str) -> TermStats:
-    """Recount document frequencies over every stored chunk (cheap next to embedding)."""
+def collect_term_stats(store: VectorStore, collection: str, known: dict[str, set[int]] | None = None) -> TermStats:
+    """Recount document frequencies over every stored chunk; ``known`` maps point ids to
+    term sets already computed in this run, so only older chunks are tokenized again."""
+    known = known or {}
     df: Counter[int] = Counter()
     chunks = 0
     for chunk in store.all_chunks(collection):
         chunks += 1
-        df.update(term_ids(chunk.indexed_text))
+        terms = known.get(chunk.point_id)
+        df.update(terms if terms is not None else term_ids(chunk.indexed_text))
     return TermStats(chunks, dict(df))
 
 

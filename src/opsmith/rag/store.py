@@ -176,17 +176,6 @@ class VectorStore(Protocol):
 
     def set_term_stats(self, collection: str, stats: TermStats) -> None: ...
 
-    def set_term_stats(self, collection: str, stats: TermStats) -> None:
-        details = self._client.get_collection(collection)
-        meta = dict(details.config.metadata or {})
-        meta["bm25_chunks"] = stats.chunks
-        meta["bm25_df"] = {str(term): count for term, count in stats.df.items()}
-        self._client.update_collection(collection, metadata=meta)
-
-    def all_chunks(self, collection: str) -> Iterator[StoredChunk]:
-        for record in self._scroll(collection):
-            yield StoredChunk.from_payload(record.payload or {})
-
     def delete_collection(self, collection: str) -> bool: ...
 
     def close(self) -> None: ...
@@ -216,6 +205,7 @@ class QdrantStore:
                 self._client = QdrantClient(path=str(path))
             except RuntimeError as exc:
                 if "already accessed" in str(exc):
+                    _close_leaked_lock(exc)
                     raise IndexLockedError(path) from exc
                 raise StoreError(f"Cannot open the local index at {path}: {exc} — check the folder") from exc
 
@@ -398,6 +388,17 @@ def _rrf(branches: int, sparse_weight: float) -> Any:
     # Qdrant's default k (2) keeps the fused order close to each list's head; BM25 gets a
     # larger say because runbook questions often name exact commands, metrics and alerts.
     return models.RrfQuery(rrf=models.Rrf(weights=[1.0, sparse_weight][:branches]))
+
+
+def _close_leaked_lock(exc: BaseException) -> None:
+    # qdrant-client opens the lock file, fails to lock it and raises without closing it; the
+    # handle would leak (a ResourceWarning) in every long-lived process that retries.
+    tb = exc.__traceback__
+    while tb is not None:
+        handle = getattr(tb.tb_frame.f_locals.get("self"), "_flock_file", None)
+        if handle is not None and not handle.closed:
+            handle.close()
+        tb = tb.tb_next
 
 
 def _short(exc: Exception) -> str:

@@ -1,0 +1,108 @@
+"""Helpers for driving the ``opsmith`` CLI three ways.
+
+* :func:`cli` runs ``opsmith.cli.app`` in-process through typer's ``CliRunner``, for the
+  success paths. ``OpsmithError`` propagates out of ``app`` (``main`` turns it into a red
+  line), so a failure there shows up as ``result.exception``.
+* :func:`cli_main` runs the console-script entry point ``opsmith.cli.main`` in-process, for
+  the error paths: one red line on stderr and ``SystemExit`` with the error's exit code.
+* :func:`opsmith_script` runs the installed console script in a subprocess, proving what
+  a user at a shell sees (no traceback, exit status, pure JSON on stdout).
+
+Every test has its own ``OPSMITH_HOME`` (see ``tests/conftest.py``), so each builds its
+own tiny index; ingesting the corpus below takes well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from clitools import Run, write_runbooks
+from typer.testing import CliRunner
+
+from opsmith.cli import app, main
+
+
+@pytest.fixture
+def runbooks(tmp_path: Path) -> Path:
+    """Four small runbooks (one in a subfolder) in a fresh folder."""
+    return write_runbooks(tmp_path / "runbooks")
+
+
+@pytest.fixture
+def cli() -> Callable[..., Run]:
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Run:
+        result = runner.invoke(app, list(args))
+        return Run(result.exit_code, result.stdout, result.stderr, result.exception)
+
+    return invoke
+
+
+@pytest.fixture
+def cli_ok(cli: Callable[..., Run]) -> Callable[..., Run]:
+    """Like :func:`cli`, but the command must succeed."""
+
+    def invoke(*args: str) -> Run:
+        run = cli(*args)
+        if run.exception is not None and not isinstance(run.exception, SystemExit):
+            raise run.exception
+        assert run.exit_code == 0, f"opsmith {' '.join(args)} exited {run.exit_code}: {run.stderr}"
+        return run
+
+    return invoke
+
+
+@pytest.fixture
+def cli_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    def invoke(*args: str) -> Run:
+        capsys.readouterr()  # drop anything printed before this run
+        monkeypatch.setattr(sys, "argv", ["opsmith", *args])
+        code: int | str | None = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+        captured = capsys.readouterr()
+        return Run(code if isinstance(code, int) else 1, captured.out, captured.err)
+
+    return invoke
+
+
+def _script_path() -> str:
+    beside = Path(sys.executable).with_name("opsmith")
+    found = str(beside) if beside.exists() else shutil.which("opsmith")
+    assert found, "the opsmith console script is not installed"
+    return found
+
+
+@pytest.fixture
+def opsmith_script() -> Callable[..., Run]:
+    """Run the installed console script with this test's environment (OPSMITH_HOME included)."""
+    script = _script_path()
+
+    def invoke(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Run:
+        proc = subprocess.run(
+            [script, *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "60", **(env or {})},
+            timeout=timeout,
+            check=False,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    return invoke
+
+
+@pytest.fixture
+def ingested(runbooks: Path, cli_ok: Callable[..., Run]) -> Path:
+    """The runbooks, ingested into the default collection of this test's home."""
+    cli_ok("ingest", str(runbooks), "--json")
+    return runbooks

@@ -1,0 +1,127 @@
+"""Shared RAG fixtures: the real bundled embedder (loaded once), a real local Qdrant per test,
+and a few tiny runbooks written into the test's own folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opsmith.config import Settings, load_settings
+from opsmith.rag.embedder import Embedder, load_embedder
+from opsmith.rag.ingest import IngestReport, ingest
+from opsmith.rag.retrieve import Retriever
+from opsmith.rag.store import QdrantStore
+
+DISK_FULL = """\
+# Disk full on the database host
+
+Alert `NodeFilesystemAlmostFull` fires when the Postgres data volume passes 90% usage.
+
+## Diagnosis
+
+Find what fills the volume:
+
+```bash
+df -h /var/lib/postgresql
+du -sh /var/lib/postgresql/16/main/pg_wal
+```
+
+## Mitigation
+
+Remove archived WAL segments older than the last base backup with `pg_archivecleanup`,
+then grow the EBS volume if usage stays above 80%.
+"""
+
+CHECKOUT_LATENCY = """\
+# Checkout latency high
+
+Alert `CheckoutHighLatency`: p99 latency of the checkout API is above two seconds.
+
+## Diagnosis
+
+Look at the pods of the checkout deployment:
+
+```bash
+kubectl -n shop top pods -l app=checkout
+```
+
+## Mitigation
+
+Scale the deployment out: `kubectl -n shop scale deploy/checkout --replicas=6`.
+"""
+
+REDIS_MEMORY = """\
+# Redis memory pressure
+
+Alert `RedisMemoryHigh`: the session cache uses more than 90% of maxmemory and evicts keys.
+
+## Diagnosis
+
+Run `redis-cli info memory` and compare used_memory with maxmemory.
+
+## Mitigation
+
+Flush expired session keys and raise maxmemory on the cache cluster.
+"""
+
+#: source -> text of the default corpus; sources are relative to the folder given to ingest.
+RUNBOOKS: dict[str, str] = {
+    "db/disk-full.md": DISK_FULL,
+    "shop/checkout-latency.md": CHECKOUT_LATENCY,
+    "cache/redis-memory.md": REDIS_MEMORY,
+}
+
+
+def write_runbooks(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Write ``files`` (relative path -> content) under ``root`` and return ``root``."""
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    """The bundled all-MiniLM-L6-v2 on ONNX Runtime, as `opsmith` loads it by default.
+
+    Built with a throwaway OPSMITH_HOME so a developer's own config cannot change it; the
+    exported ONNX graph is cached in ~/.cache/opsmith (made on first use).
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPSMITH_HOME", str(tmp_path_factory.mktemp("embedder-home")))
+        for name in ("OPSMITH_CONFIG", "OPSMITH_EMBEDDER", "OPSMITH_EMBEDDER_BACKEND"):
+            mp.delenv(name, raising=False)
+        return load_embedder(load_settings())
+
+
+@pytest.fixture
+def settings() -> Settings:
+    # OPSMITH_HOME already points into this test's tmp_path (tests/conftest.py).
+    return load_settings()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[QdrantStore]:
+    with QdrantStore(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_runbooks(tmp_path / "runbooks", dict(RUNBOOKS))
+
+
+@pytest.fixture
+def ingested(corpus: Path, settings: Settings, embedder: Embedder, store: QdrantStore) -> IngestReport:
+    return ingest([corpus], settings=settings, embedder=embedder, store=store)
+
+
+@pytest.fixture
+def retriever(ingested: IngestReport, embedder: Embedder, store: QdrantStore, settings: Settings) -> Retriever:
+    return Retriever(embedder=embedder, store=store, collection=settings.collection)
