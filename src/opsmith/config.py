@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     llm_api_key_env: str | None = Field(None, description="Name of the env var holding the provider key.")
     llm_timeout: float = Field(60.0, gt=0, description="Seconds before one LLM request times out.")
     llm_max_retries: int = Field(3, ge=0, description="Retries on transport errors, 429 and 5xx.")
-    llm_max_tokens: int = Field(1024, gt=0)
+    llm_max_tokens: int = Field(1024, gt=0, description="Most tokens an LLM answer may use.")
     adapter: Path | None = Field(None, description="LoRA adapter folder for the local_hf provider.")
 
     # Vector store
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     )
     retrieval_mode: RetrievalMode = Field("hybrid", description="hybrid (dense + BM25, RRF), dense or sparse.")
     hybrid_sparse_weight: float = Field(1.5, gt=0, description="Weight of the BM25 list in RRF fusion (dense is 1).")
-    top_k: int = Field(5, ge=1, le=100)
+    top_k: int = Field(5, ge=1, le=100, description="Chunks retrieved per question (and supplied to the LLM).")
     refusal_threshold: float = Field(
         1.0,
         ge=0,

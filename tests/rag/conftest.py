@@ -101,6 +101,12 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
 
 
 @pytest.fixture
+def runbooks() -> dict[str, str]:
+    """The default corpus as source -> text (a copy: tests may change it)."""
+    return dict(RUNBOOKS)
+
+
+@pytest.fixture
 def settings() -> Settings:
     # OPSMITH_HOME already points into this test's tmp_path (tests/conftest.py).
     return load_settings()
@@ -125,3 +131,25 @@ def ingested(corpus: Path, settings: Settings, embedder: Embedder, store: Qdrant
 @pytest.fixture
 def retriever(ingested: IngestReport, embedder: Embedder, store: QdrantStore, settings: Settings) -> Retriever:
     return Retriever(embedder=embedder, store=store, collection=settings.collection)
+
+
+@pytest.fixture(scope="module")
+def extra_runbooks() -> dict[str, str]:
+    """Runbooks a test module adds to the default corpus of :func:`shared_retriever`."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def shared_retriever(
+    embedder: Embedder, extra_runbooks: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Retriever]:
+    """One ingested corpus for a whole module, for tests that only read the index."""
+    root = tmp_path_factory.mktemp("shared-index")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPSMITH_HOME", str(root / "opsmith-home"))
+        mp.delenv("OPSMITH_CONFIG", raising=False)
+        settings = load_settings()
+    corpus = write_runbooks(root / "runbooks", {**RUNBOOKS, **extra_runbooks})
+    with QdrantStore(settings) as opened:
+        ingest([corpus], settings=settings, embedder=embedder, store=opened)
+        yield Retriever(embedder=embedder, store=opened, collection=settings.collection)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from opsmith.rag.chunking import Chunk, chunk_document
@@ -144,7 +145,7 @@ def test_long_section_is_split_to_the_cap_with_overlap(tmp_path: Path, embedder:
     assert {c.heading for c in chunks} == {"Workers > Procedure"}
     for chunk in chunks:
         assert embedder.count_tokens(chunk.text) <= 80
-    for previous, current in zip(chunks, chunks[1:], strict=False):
+    for previous, current in itertools.pairwise(chunks):
         shared = current.text.split("\n\n")[0]
         assert shared in previous.text, (previous.text, current.text)
         assert embedder.count_tokens(shared) <= 16
@@ -179,7 +180,7 @@ def test_a_huge_single_line_paragraph_is_split_into_capped_pieces(tmp_path: Path
     seen = set(" ".join(c.text for c in pieces).split())
     assert all(word in seen for word in words)
     # Consecutive pieces overlap by a few words.
-    for previous, current in zip(pieces, pieces[1:], strict=False):
+    for previous, current in itertools.pairwise(pieces):
         assert current.text.split()[0] in previous.text.split()
 
 

@@ -192,14 +192,18 @@ def _tail(unit: _Unit, overlap: int, count: TokenCounter) -> _Unit | None:
         lines.insert(0, line)
     if not lines:
         last = unit.lines[-1]
-        words: list[str] = []
-        for word in reversed(last.text.split()):
-            if count(" ".join([word, *words])) > overlap:
-                break
-            words.insert(0, word)
-        if not words:
+        words = last.text.split()
+        # The most trailing words that fit; a word is at least one token, so at most `overlap`.
+        low, high = 0, min(len(words), overlap)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if count(" ".join(words[-middle:])) <= overlap:
+                low = middle
+            else:
+                high = middle - 1
+        if not low:
             return None
-        lines = [SourceLine(last.number, " ".join(words))]
+        lines = [SourceLine(last.number, " ".join(words[-low:]))]
     return _Unit(lines, "text", count("\n".join(line.text for line in lines)))
 
 

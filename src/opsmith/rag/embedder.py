@@ -152,7 +152,8 @@ class SentenceTransformerEmbedder:
             ) from exc
         self.name = name_or_path
         # Newer sentence-transformers renamed the method and deprecate the old name.
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        model = self._model
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dimension = int(dimension() or 0)
         self.max_tokens = int(self._model.max_seq_length or 512)
 

@@ -57,8 +57,8 @@ def load_questions(path: Path) -> list[EvalQuestion]:
                 EvalQuestion(
                     id=str(row["id"]),
                     question=str(row["question"]),
-                    gold=list(row.get("gold", [])),
-                    must_include=list(row.get("must_include", [])),
+                    gold=_strings(row, "gold"),
+                    must_include=_strings(row, "must_include"),
                     answerable=bool(row.get("answerable", bool(row.get("gold")))),
                 )
             )
@@ -70,6 +70,14 @@ def load_questions(path: Path) -> list[EvalQuestion]:
     if not questions:
         raise InputError(f"{path} holds no questions — add one JSON object per line")
     return questions
+
+
+def _strings(row: dict[str, Any], key: str) -> list[str]:
+    value = row.get(key, [])
+    # list("a.md") would silently become ["a", ".", "m", "d"].
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError(f"{key!r} must be a list of strings")
+    return value
 
 
 def dedupe(sources: Iterable[str]) -> list[str]:

@@ -123,6 +123,7 @@ def ingest(
     name = collection or settings.collection
     files, skipped = discover([Path(p) for p in paths])
     report = IngestReport(collection=name, skipped=skipped)
+    dropped_unreadable = False  # chunks deleted for a file that is now skipped: term stats must be redone
     info = store.ensure_collection(name, embedder=embedder.name, dimension=embedder.dimension)
     indexed = store.file_states(name)
     state = IngestProgress(files_total=len(files))
@@ -148,6 +149,7 @@ def ingest(
             report.skipped.append(SkippedFile(source, skip.reason))
             if versions:  # it was indexed before but cannot be read now: don't serve stale text
                 store.delete_source(name, source)
+                dropped_unreadable = True
             continue
         report.warnings.extend(SkippedFile(source, warning) for warning in document.warnings)
         pending.append((document, bool(versions)))
@@ -227,7 +229,7 @@ def ingest(
             store.delete_source(name, source)
             report.removed += 1
 
-    if report.added or report.changed or report.removed or info.term_stats is None:
+    if report.added or report.changed or report.removed or dropped_unreadable or info.term_stats is None:
         store.set_term_stats(name, collect_term_stats(store, name, known=fresh_terms))
 
     report.seconds = round(time.perf_counter() - started, 3)

@@ -1,0 +1,159 @@
+"""Evaluation metrics on hand-made results, and the question file reader."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from opsmith.errors import InputError
+from opsmith.rag.answer import Answer
+from opsmith.rag.evaluate import EvalQuestion, QuestionResult, evaluate, load_questions, score
+
+
+def _answerable(qid: str, ranked: list[str], *, refused: bool = False, ok: bool | None = True) -> QuestionResult:
+    return QuestionResult(qid, refused, ranked, "answer", ok, answerable=True, gold=["gold.md"])
+
+
+def _unanswerable(qid: str, *, refused: bool) -> QuestionResult:
+    return QuestionResult(qid, refused, ["a.md"], "answer", None, answerable=False, gold=[])
+
+
+def _ranked(rank: int | None, length: int = 10) -> list[str]:
+    """``length`` sources with the gold one at ``rank`` (1-based), or nowhere."""
+    return [("gold.md" if i == rank else f"other-{i}.md") for i in range(1, length + 1)]
+
+
+def test_score_gives_the_standard_metrics() -> None:
+    results = [
+        _answerable("q1", _ranked(1)),
+        _answerable("q2", _ranked(3)),
+        _answerable("q3", _ranked(6), ok=False),
+        _answerable("q4", _ranked(None), refused=True, ok=None),  # a false refusal
+        _answerable("q5", _ranked(2)),
+        _unanswerable("u1", refused=True),
+        _unanswerable("u2", refused=False),
+        _unanswerable("u3", refused=False),
+    ]
+    summary = score(results)
+
+    assert (summary["questions_total"], summary["answerable"], summary["unanswerable"]) == (8, 5, 3)
+    assert summary["recall@1"] == 0.2  # q1
+    assert summary["recall@5"] == 0.6  # q1, q2, q5
+    assert summary["mrr@10"] == pytest.approx((1 + 1 / 3 + 1 / 6 + 0 + 1 / 2) / 5, abs=1e-4)
+    ndcg = (1 + 1 / math.log2(4) + 1 / math.log2(7) + 0 + 1 / math.log2(3)) / 5
+    assert summary["ndcg@10"] == pytest.approx(ndcg, abs=1e-4)
+    assert summary["refusal_precision"] == 0.5  # u1 right, q4 wrong
+    assert summary["refusal_recall"] == pytest.approx(1 / 3, abs=1e-4)  # u1 of u1..u3
+    assert summary["false_refusal_rate"] == 0.2
+    assert summary["must_include_rate"] == 0.6  # q1, q2, q5
+
+
+def test_rank_beyond_ten_counts_for_nothing_and_any_gold_source_counts() -> None:
+    beyond = _answerable("far", _ranked(11, length=12))
+    two_golds = QuestionResult("two", False, ["x.md", "b.md", "a.md"], "", True, answerable=True, gold=["a.md", "b.md"])
+    summary = score([beyond, two_golds])
+
+    assert summary["recall@5"] == 0.5
+    assert summary["mrr@10"] == pytest.approx(0.25)  # (0 + 1/2) / 2
+    assert summary["ndcg@10"] == pytest.approx((1 / math.log2(3)) / 2, abs=1e-4)
+
+
+def test_refusal_metrics_are_none_without_their_denominator() -> None:
+    summary = score([_answerable("q1", _ranked(1))])
+    assert summary["refusal_precision"] is None  # nothing refused
+    assert summary["refusal_recall"] is None  # no unanswerable questions
+    assert summary["recall@1"] == 1.0
+
+
+def test_evaluate_dedupes_sources_and_checks_must_include() -> None:
+    questions = [
+        EvalQuestion("q1", "disk full?", ["db.md"], ["df -h", "pg_archivecleanup"], True),
+        EvalQuestion("q2", "cache?", ["cache.md"], ["redis-cli"], True),
+        EvalQuestion("u1", "mainframe?", [], [], False),
+    ]
+    ranked = {
+        "disk full?": ["db.md", "db.md", "cache.md"] + [f"s{i}.md" for i in range(12)],
+        "cache?": ["db.md", "db.md", "cache.md"],
+        "mainframe?": ["db.md"],
+    }
+    answers = {
+        "disk full?": ("Run df -h, then pg_archivecleanup [1].", False),
+        "cache?": ("Run something else.", False),
+        "mainframe?": ("Not in the runbooks.", True),
+    }
+    ticks: list[int] = []
+
+    def ask(question: str) -> Answer:
+        text, refused = answers[question]
+        return Answer(question, text, refused, [], "none", {"retrieve": 1.0, "generate": 0.0, "total": 1.0})
+
+    summary = evaluate(questions, rank=lambda q: ranked[q], ask=ask, progress=ticks.append)
+
+    rows = {row["id"]: row for row in summary["questions"]}
+    assert rows["q1"]["ranked_sources"][:3] == ["db.md", "cache.md", "s0.md"]
+    assert len(rows["q1"]["ranked_sources"]) == 10
+    assert rows["q2"]["ranked_sources"] == ["db.md", "cache.md"]
+    assert (rows["q1"]["must_include_ok"], rows["q2"]["must_include_ok"], rows["u1"]["must_include_ok"]) == (
+        True,
+        False,
+        None,
+    )
+    assert rows["u1"]["refused"] is True
+    assert {"id", "refused", "ranked_sources", "answer", "must_include_ok"} <= set(rows["q1"])
+    assert summary["recall@1"] == 0.5
+    assert summary["mrr@10"] == 0.75
+    assert summary["must_include_rate"] == 0.5
+    assert (summary["refusal_precision"], summary["refusal_recall"]) == (1.0, 1.0)
+    assert ticks == [1, 1, 1]
+    json.dumps(summary)  # the --json output must serialise
+
+
+def _write_lines(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "questions.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_load_questions_reads_the_shared_format(tmp_path: Path) -> None:
+    path = _write_lines(
+        tmp_path,
+        [
+            json.dumps({"id": "q-1", "question": "Why?", "gold": ["a.md"], "must_include": ["x"], "answerable": True}),
+            "",
+            json.dumps({"id": 2, "question": "Unknown?", "gold": [], "must_include": []}),
+        ],
+    )
+    first, second = load_questions(path)
+    assert first == EvalQuestion("q-1", "Why?", ["a.md"], ["x"], True)
+    assert second == EvalQuestion("2", "Unknown?", [], [], False)  # no gold: unanswerable
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["{not json", json.dumps({"id": "q-3", "gold": []}), json.dumps(["a list"])],
+    ids=["broken-json", "missing-question", "not-an-object"],
+)
+def test_load_questions_error_names_the_line(tmp_path: Path, bad: str) -> None:
+    good = json.dumps({"id": "q-1", "question": "Why?", "gold": ["a.md"], "must_include": [], "answerable": True})
+    path = _write_lines(tmp_path, [good, "", bad, good])
+    with pytest.raises(InputError) as caught:
+        load_questions(path)
+    message = str(caught.value)
+    assert f"{path}:3:" in message
+    assert '"question"' in message  # says what a line needs
+
+
+def test_load_questions_missing_or_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        load_questions(tmp_path / "nope.jsonl")
+    with pytest.raises(InputError, match="no questions"):
+        load_questions(_write_lines(tmp_path, ["", "  "]))
+
+
+def test_load_questions_rejects_a_string_where_a_list_belongs(tmp_path: Path) -> None:
+    row = {"id": "q-1", "question": "Why?", "gold": "a.md", "must_include": [], "answerable": True}
+    with pytest.raises(InputError, match=r":1: .*'gold' must be a list of strings"):
+        load_questions(_write_lines(tmp_path, [json.dumps(row)]))
