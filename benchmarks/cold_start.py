@@ -54,31 +54,53 @@ def main() -> None:
     home = scratch_home("cold")
     env = {**os.environ, "OPSMITH_HOME": str(home)}
     opsmith = str(Path(sys.executable).with_name("opsmith"))
-    subprocess.run([opsmith, "ingest", str(CORPUS / "runbooks"), "--collection", "cold", "--json"],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [opsmith, "ingest", str(CORPUS / "runbooks"), "--collection", "cold", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     walls = []
     for _ in range(args.runs):
         start = time.perf_counter()
-        run = subprocess.run([opsmith, "ask", QUESTION, "--collection", "cold", "--json"], env=env,
-                             capture_output=True, text=True, check=True)
+        run = subprocess.run(
+            [opsmith, "ask", QUESTION, "--collection", "cold", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         walls.append(time.perf_counter() - start)
         answer = json.loads(run.stdout)
-        assert not answer["refused"] and answer["citations"], answer
+        if answer["refused"] or not answer["citations"]:
+            raise SystemExit(f"cold-start question was not answered: {answer}")
     interpreter = []
     for _ in range(3):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         interpreter.append(time.perf_counter() - start)
-    breakdown = json.loads(subprocess.run(
-        [sys.executable, "-c", f"QUESTION = {QUESTION!r}\n" + BREAKDOWN], env=env, capture_output=True, text=True,
-        check=True).stdout)
-    save("cold_start", {
-        "runs": args.runs,
-        "ask_wall_s": {"p50": round(percentile(walls, 50), 3), "min": round(min(walls), 3),
-                       "max": round(max(walls), 3)},
-        "python_startup_s": round(min(interpreter), 3),
-        "breakdown_ms": {k: round(v, 1) for k, v in breakdown.items()},
-    })
+    breakdown = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", f"QUESTION = {QUESTION!r}\n" + BREAKDOWN],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    save(
+        "cold_start",
+        {
+            "runs": args.runs,
+            "ask_wall_s": {
+                "p50": round(percentile(walls, 50), 3),
+                "min": round(min(walls), 3),
+                "max": round(max(walls), 3),
+            },
+            "python_startup_s": round(min(interpreter), 3),
+            "breakdown_ms": {k: round(v, 1) for k, v in breakdown.items()},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,12 @@ def main() -> None:
             document = load_document(path, source, max_bytes=settings.max_file_bytes)
         except SkipFile:
             continue
-        chunks = chunk_document(document, count_tokens=embedder.count_tokens, max_tokens=settings.chunk_tokens,
-                                overlap=settings.chunk_overlap)
+        chunks = chunk_document(
+            document,
+            count_tokens=embedder.count_tokens,
+            max_tokens=settings.chunk_tokens,
+            overlap=settings.chunk_overlap,
+        )
         texts += [c.embedding_text(document.title) for c in chunks]
 
     model = SentenceTransformer(str(bundled_model_dir()), device="cpu")
@@ -58,30 +62,37 @@ def main() -> None:
         shutil.rmtree(home / "qdrant", ignore_errors=True)
         with open_store(settings) as store:
             start = time.perf_counter()
-            report = ingest([CORPUS / "runbooks"], settings=settings, embedder=embedder, store=store,
-                            collection="bench")
+            report = ingest(
+                [CORPUS / "runbooks"], settings=settings, embedder=embedder, store=store, collection="bench"
+            )
             ingest_times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            again = ingest([CORPUS / "runbooks"], settings=settings, embedder=embedder, store=store,
-                           collection="bench")
+            again = ingest([CORPUS / "runbooks"], settings=settings, embedder=embedder, store=store, collection="bench")
             reingest_times.append(time.perf_counter() - start)
         assert report.chunks == len(texts), (report.chunks, len(texts))
-        assert again.chunks == 0 and again.unchanged == report.added
-        print(f"run {attempt + 1}: raw {raw_times[-1]:.2f}s ingest {ingest_times[-1]:.2f}s "
-              f"re-ingest {reingest_times[-1]:.3f}s", file=sys.stderr)
+        assert again.chunks == 0
+        assert again.unchanged == report.added
+        print(
+            f"run {attempt + 1}: raw {raw_times[-1]:.2f}s ingest {ingest_times[-1]:.2f}s "
+            f"re-ingest {reingest_times[-1]:.3f}s",
+            file=sys.stderr,
+        )
 
     raw, first, second = min(raw_times), min(ingest_times), min(reingest_times)
-    save("ingest_throughput", {
-        "chunks": len(texts),
-        "raw_encode_s": round(raw, 3),
-        "raw_chunks_per_s": round(len(texts) / raw, 1),
-        "ingest_s": round(first, 3),
-        "ingest_chunks_per_s": round(len(texts) / first, 1),
-        "ingest_over_raw": round(first / raw, 3),
-        "reingest_unchanged_s": round(second, 3),
-        "reingest_share_of_first": round(second / first, 4),
-        "runs": {"raw": raw_times, "ingest": ingest_times, "reingest": reingest_times},
-    })
+    save(
+        "ingest_throughput",
+        {
+            "chunks": len(texts),
+            "raw_encode_s": round(raw, 3),
+            "raw_chunks_per_s": round(len(texts) / raw, 1),
+            "ingest_s": round(first, 3),
+            "ingest_chunks_per_s": round(len(texts) / first, 1),
+            "ingest_over_raw": round(first / raw, 3),
+            "reingest_unchanged_s": round(second, 3),
+            "reingest_share_of_first": round(second / first, 4),
+            "runs": {"raw": raw_times, "ingest": ingest_times, "reingest": reingest_times},
+        },
+    )
 
 
 if __name__ == "__main__":

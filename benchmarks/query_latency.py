@@ -15,6 +15,7 @@ import time
 import uuid
 
 import numpy as np
+
 from _common import CORPUS, percentile, require_corpus, save, scratch_home
 
 
@@ -27,8 +28,11 @@ def measure(retriever, questions: list[str], rounds: int, mode: str) -> dict[str
         start = time.perf_counter()
         retriever.search(q, k=5, mode=mode)
         times.append((time.perf_counter() - start) * 1000)
-    return {"p50_ms": round(percentile(times, 50), 2), "p95_ms": round(percentile(times, 95), 2),
-            "mean_ms": round(float(np.mean(times)), 2)}
+    return {
+        "p50_ms": round(percentile(times, 50), 2),
+        "p95_ms": round(percentile(times, 95), 2),
+        "mean_ms": round(float(np.mean(times)), 2),
+    }
 
 
 def replicate(store, collection: str, target: int) -> int:  # type: ignore[no-untyped-def]
@@ -65,8 +69,9 @@ def main() -> None:
 
     settings = load_settings()
     embedder = load_embedder(settings)
-    questions = [json.loads(line)["question"] for line in (CORPUS / "questions.jsonl").read_text().splitlines()
-                 if line.strip()]
+    questions = [
+        json.loads(line)["question"] for line in (CORPUS / "questions.jsonl").read_text().splitlines() if line.strip()
+    ]
     results: dict[str, object] = {}
     with open_store(settings) as store:
         report = ingest([CORPUS / "runbooks"], settings=settings, embedder=embedder, store=store, collection="lat")

@@ -31,8 +31,12 @@ def main() -> None:
     settings = load_settings()
     embedder = load_embedder(settings)
     questions = load_questions(CORPUS / "questions.jsonl")
-    results: dict[str, object] = {"settings": {k: getattr(settings, k) for k in (
-        "embedder", "chunk_tokens", "chunk_overlap", "top_k", "refusal_threshold", "hybrid_sparse_weight")}}
+    results: dict[str, object] = {
+        "settings": {
+            k: getattr(settings, k)
+            for k in ("embedder", "chunk_tokens", "chunk_overlap", "top_k", "refusal_threshold", "hybrid_sparse_weight")
+        }
+    }
     with open_store(settings) as store:
         report = ingest([CORPUS / "runbooks"], settings=settings, embedder=embedder, store=store, collection="bench")
         results["chunks"] = report.chunks
@@ -53,7 +57,9 @@ def main() -> None:
         if baseline.exists():
             run = subprocess.run(
                 [sys.executable, str(baseline), str(CORPUS / "runbooks"), str(CORPUS / "questions.jsonl")],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             results["baseline_output"] = run.stdout.strip().splitlines()
     save("retrieval_quality", results)

@@ -29,6 +29,12 @@ from opsmith.cli import app, main
 
 
 @pytest.fixture
+def home() -> Path:
+    """This test's OPSMITH_HOME (set by the autouse fixture in tests/conftest.py)."""
+    return Path(os.environ["OPSMITH_HOME"])
+
+
+@pytest.fixture
 def runbooks(tmp_path: Path) -> Path:
     """Four small runbooks (one in a subfolder) in a fresh folder."""
     return write_runbooks(tmp_path / "runbooks")
@@ -101,8 +107,27 @@ def opsmith_script() -> Callable[..., Run]:
     return invoke
 
 
+@pytest.fixture(scope="session")
+def _prebuilt_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The corpus ingested once per session; tests get a copy (20 ms instead of 600 ms)."""
+    home = tmp_path_factory.mktemp("prebuilt-home")
+    folder = write_runbooks(tmp_path_factory.mktemp("prebuilt") / "runbooks")
+    with pytest.MonkeyPatch.context() as mp:
+        # Session fixtures run before the per-test isolation, so isolate here too.
+        for name in [n for n in os.environ if n.startswith("OPSMITH_")]:
+            mp.delenv(name)
+        mp.setenv("OPSMITH_HOME", str(home))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        result = CliRunner().invoke(app, ["ingest", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    return home / "qdrant"
+
+
 @pytest.fixture
-def ingested(runbooks: Path, cli_ok: Callable[..., Run]) -> Path:
-    """The runbooks, ingested into the default collection of this test's home."""
-    cli_ok("ingest", str(runbooks), "--json")
+def ingested(runbooks: Path, home: Path, _prebuilt_index: Path) -> Path:
+    """The runbooks, ingested into the default collection of this test's home.
+
+    Sources are relative to the folder given, so the copied index matches ``runbooks``
+    exactly: re-ingesting it reports every file unchanged."""
+    shutil.copytree(_prebuilt_index, home / "qdrant", ignore=shutil.ignore_patterns(".lock"))
     return runbooks

@@ -38,10 +38,9 @@ def test_ingest_json_reports_files_then_reruns_as_unchanged(runbooks: Path, cli_
 
     first = cli_ok("ingest", str(runbooks), "--json").json()
 
-    assert INGEST_KEYS <= first.keys()
+    assert first.keys() >= INGEST_KEYS
     assert (first["added"], first["changed"], first["unchanged"], first["removed"]) == (len(RUNBOOKS), 0, 0, 0)
-    # Each runbook has a title section plus diagnosis and mitigation: several chunks, not one per file.
-    assert first["chunks"] >= len(RUNBOOKS)
+    assert first["chunks"] >= len(RUNBOOKS)  # every file gave at least one chunk
     assert isinstance(first["seconds"], float)
     assert first["skipped"] == [{"path": "diagram.png", "reason": "unsupported file type .png"}]
 
@@ -66,6 +65,13 @@ def test_ingest_json_counts_changed_and_removed_files(runbooks: Path, cli_ok: Ca
     assert "kafka-consumer-lag.md" in sources
 
 
+def test_prebuilt_index_matches_the_test_corpus(ingested: Path, cli_ok: Callable[..., Run]) -> None:
+    # The `ingested` fixture copies an index built once per session; it must be what an
+    # ingest of this test's own runbooks folder would have produced.
+    report = cli_ok("ingest", str(ingested), "--json").json()
+    assert (report["added"], report["changed"], report["unchanged"], report["removed"]) == (0, 0, len(RUNBOOKS), 0)
+
+
 def test_ingest_human_output_summarises_on_stdout(runbooks: Path, cli_ok: Callable[..., Run]) -> None:
     run = cli_ok("ingest", str(runbooks))
     assert f"runbooks: {len(RUNBOOKS)} added, 0 changed, 0 unchanged, 0 removed" in run.stdout
@@ -80,7 +86,7 @@ def test_search_json_shape_and_top_hit(ingested: Path, cli_ok: Callable[..., Run
     assert data["query"] == "pg_last_xact_replay_timestamp replica lag"
     assert data["results"], "no results"
     for row in data["results"]:
-        assert RESULT_KEYS <= row.keys()
+        assert row.keys() >= RESULT_KEYS
         assert isinstance(row["start_line"], int)
         assert row["start_line"] <= row["end_line"]
         assert isinstance(row["score"], float)
@@ -139,20 +145,31 @@ def test_search_human_output(ingested: Path, cli_ok: Callable[..., Run]) -> None
     assert "score=" in run.stdout
 
 
+def test_human_output_prints_headings_that_look_like_markup(runbooks: Path, cli_ok: Callable[..., Run]) -> None:
+    (runbooks / "logs.md").write_text(
+        "# Log volume\n\n## Clean [/var/log] with [bold]logrotate[/bold]\n\nRun `logrotate -f /etc/logrotate.conf`.\n",
+        encoding="utf-8",
+    )
+    cli_ok("ingest", str(runbooks), "--json")
+    heading = "Clean [/var/log] with [bold]logrotate[/bold]"
+    assert heading in cli_ok("search", "logrotate /var/log", "-k", "1").stdout
+    assert heading in cli_ok("ask", "How do I force logrotate to clean /var/log?").stdout
+
+
 # ask ----------------------------------------------------------------------------------------
 
 
 def test_ask_json_answerable(ingested: Path, cli_ok: Callable[..., Run]) -> None:
     data = cli_ok("ask", ANSWERABLE, "--json").json()
 
-    assert ASK_KEYS <= data.keys()
+    assert data.keys() >= ASK_KEYS
     assert data["question"] == ANSWERABLE
     assert data["refused"] is False
     assert data["provider"] == "none"
     assert "pg_last_xact_replay_timestamp" in data["answer"]
     assert data["citations"]
     for citation in data["citations"]:
-        assert CITATION_KEYS <= citation.keys()
+        assert citation.keys() >= CITATION_KEYS
     assert data["citations"][0]["source"] == "postgres-replication-lag.md"
     timings = data["timings_ms"]
     assert set(timings) >= {"retrieve", "generate", "total"}

@@ -17,7 +17,16 @@ from opsmith.errors import (
     ProviderUnavailableError,
 )
 from opsmith.llm._base import Message
-from opsmith.rag.answer import NOT_FOUND_MARKER, REFUSAL, SYSTEM_PROMPT, Answer, answer_question, build_messages
+from opsmith.rag.answer import (
+    NOT_FOUND_MARKER,
+    REFUSAL,
+    SYSTEM_PROMPT,
+    Answer,
+    answer_question,
+    build_messages,
+    extractive_answer,
+    select_passages,
+)
 from opsmith.rag.retrieve import Retriever
 from opsmith.rag.store import Hit, StoredChunk
 from opsmith.testing import FakeChatModel
@@ -255,7 +264,7 @@ def test_provider_failure_still_returns_the_retrieved_citations(
     assert result.citations
     assert result.citations == result.retrieved
     assert result.citations[0].source == "db/disk-full.md"
-    assert result.answer.startswith("From the runbooks")
+    assert result.answer.startswith("The LLM call failed")
     assert "pg_archivecleanup" in result.answer
     assert len(fake.calls) == 1
     assert deltas == []
@@ -273,3 +282,39 @@ def test_streaming_delivers_the_same_text(retriever: Retriever) -> None:
     assert fake.calls[0]["stream"] is True
     assert [c.number for c in result.citations] == [1]
     assert result.usage == {"input_tokens": 10, "output_tokens": 5}
+
+
+def _stored(source: str, index: int, count: int, text: str, start: int) -> StoredChunk:
+    return StoredChunk(source, f"{source} > s{index}", start, start + text.count("\n"), text, index, count, "sha")
+
+
+def test_passages_add_the_next_chunk_and_drop_the_repeated_overlap() -> None:
+    first = _stored("a.md", 0, 3, "intro line\nexplanation line", 1)
+    second = _stored("a.md", 1, 3, "explanation line\n```bash\nkubectl rollout undo\n```", 2)
+    other = _stored("b.md", 0, 1, "unrelated", 1)
+    requested: list[list[str]] = []
+
+    def fetch(ids: list[str]) -> list[StoredChunk]:
+        requested.append(ids)
+        return [c for c in (first, second) if c.point_id in ids]
+
+    passages = select_passages([Hit(first, 0.9, 0.8), Hit(other, 0.5, 0.4)], fetch, passages=2)
+
+    assert requested == [[second.point_id]]  # b.md has no next chunk; a.md's neighbour is fetched by id
+    assert [[c.chunk_index for c in p.chunks] for p in passages] == [[0, 1], [0]]
+    assert passages[0].text == "intro line\nexplanation line\n\n```bash\nkubectl rollout undo\n```"
+    citation = passages[0].citation(1)
+    assert (citation.source, citation.start_line, citation.end_line) == ("a.md", 1, second.end_line)
+    answer = extractive_answer(passages)
+    assert "[1] a.md" in answer
+    assert "[2] b.md" in answer
+    assert answer.count("explanation line") == 1
+
+
+def test_passages_never_quote_a_chunk_twice() -> None:
+    chunks = [_stored("a.md", i, 3, f"part {i}", i + 1) for i in range(3)]
+    hits = [Hit(chunks[0], 0.9, 0.8), Hit(chunks[1], 0.8, 0.7)]
+    passages = select_passages(hits, lambda ids: [c for c in chunks if c.point_id in ids], passages=2)
+    quoted = [c.chunk_index for p in passages for c in p.chunks]
+    assert sorted(quoted) == sorted(set(quoted))
+    assert quoted[:2] == [0, 1]

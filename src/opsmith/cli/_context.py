@@ -46,3 +46,10 @@ def open_retriever(settings: Settings) -> Retriever:
     except BaseException:
         store.close()
         raise
+
+
+def close_quietly(resource: object) -> None:
+    """Close a chat model's connection pool, if it has one (the ChatModel seam has no close)."""
+    close = getattr(resource, "close", None)
+    if callable(close):
+        close()

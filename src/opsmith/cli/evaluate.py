@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from opsmith.cli._context import open_retriever, settings_from
+from opsmith.cli._context import close_quietly, open_retriever, settings_from
 from opsmith.cli._output import out, print_json, progress_bar
-from opsmith.cli.rag import CollectionOpt, JsonOpt, KOpt, ModeOpt, ProviderOpt, QdrantUrlOpt, close_quietly
+from opsmith.cli.rag import CollectionOpt, JsonOpt, KOpt, ModeOpt, ProviderOpt, QdrantUrlOpt
 
 app = typer.Typer(help="Measure retrieval and answers on your own question set.", no_args_is_help=True)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.markup import escape
 
-from opsmith.cli._context import embedder_and_store, open_retriever, settings_from
+from opsmith.cli._context import close_quietly, embedder_and_store, open_retriever, settings_from
 from opsmith.cli._output import err, fail_line, out, print_json, progress_bar, warn
 
 if TYPE_CHECKING:
@@ -31,13 +31,6 @@ ModeOpt = Annotated[Mode | None, typer.Option("--mode", help="Retrieval mode: hy
 ProviderOpt = Annotated[
     Provider | None, typer.Option("--provider", help="none (extractive), anthropic or openai.", show_choices=True)
 ]
-
-
-def close_quietly(resource: object) -> None:
-    """Close a chat model's connection pool, if it has one (the ChatModel seam has no close)."""
-    close = getattr(resource, "close", None)
-    if callable(close):
-        close()
 
 
 def register(app: typer.Typer) -> None:

@@ -128,7 +128,8 @@ class OnnxEmbedder:
         return result
 
     def embed_query(self, text: str) -> NDArray[np.float32]:
-        return self._run([text])[0]
+        vector: NDArray[np.float32] = self._run([text])[0]
+        return vector
 
     def count_tokens(self, text: str) -> int:
         # Minus [CLS] and [SEP], which every input gets anyway.
@@ -204,7 +205,7 @@ def export_bundled_onnx(target: Path) -> Path:
     from transformers.utils import logging as hf_logging
 
     print("Preparing the bundled embedder for fast start-up (one time, a few seconds)…", file=sys.stderr)
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     model = AutoModel.from_pretrained(str(bundled_model_dir()))
     model.eval()
 

@@ -172,6 +172,8 @@ class VectorStore(Protocol):
 
     def chunks(self, collection: str, source: str) -> list[StoredChunk]: ...
 
+    def fetch(self, collection: str, ids: Sequence[str]) -> list[StoredChunk]: ...
+
     def all_chunks(self, collection: str) -> Iterator[StoredChunk]: ...
 
     def set_term_stats(self, collection: str, stats: TermStats) -> None: ...
@@ -267,6 +269,11 @@ class QdrantStore:
     def all_chunks(self, collection: str) -> Iterator[StoredChunk]:
         for record in self._scroll(collection):
             yield StoredChunk.from_payload(record.payload or {})
+
+    def fetch(self, collection: str, ids: Sequence[str]) -> list[StoredChunk]:
+        """Chunks by point id (missing ids are left out)."""
+        records = self._client.retrieve(collection, ids=list(ids), with_payload=True, with_vectors=False)
+        return [StoredChunk.from_payload(r.payload or {}) for r in records]
 
     def delete_collection(self, collection: str) -> bool:
         if not self._client.collection_exists(collection):

@@ -1,0 +1,75 @@
+"""``opsmith doctor``: versions, embedder, store and provider; never a secret."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from clitools import Run
+
+SECRET = "sk-secret-value"
+
+
+def test_doctor_json_before_and_after_ingest(runbooks: Path, cli_ok: Callable[..., Run], home: Path) -> None:
+    before = cli_ok("doctor", "--json").json()
+
+    assert before["python"] == sys.version.split()[0]
+    assert before["packages"]["qdrant-client"] == metadata.version("qdrant-client")
+    assert before["packages"]["opsmith"] == metadata.version("opsmith")
+    assert before["embedder"]["name"] == "all-MiniLM-L6-v2"
+    assert Path(before["embedder"]["model_dir"]).is_dir()
+    assert before["store"] == {"mode": "local", "location": str(home / "qdrant"), "collections": []}
+    assert before["provider"]["name"] == "none"
+    assert before["provider"]["api_key"] == "not needed"
+
+    cli_ok("ingest", str(runbooks), "--json")
+    after = cli_ok("doctor", "--json").json()
+    [collection] = after["store"]["collections"]
+    assert collection["name"] == "runbooks"
+    assert collection["points"] > 0
+    assert (collection["embedder"], collection["dimension"]) == ("all-MiniLM-L6-v2", 384)
+
+
+def test_doctor_redacts_the_provider_key(monkeypatch: pytest.MonkeyPatch, cli_ok: Callable[..., Run]) -> None:
+    monkeypatch.setenv("OPSMITH_PROVIDER", "anthropic")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+
+    report = cli_ok("doctor", "--json")
+    data = report.json()
+    assert data["provider"]["name"] == "anthropic"
+    assert data["provider"]["model"] == "claude-sonnet-4-6"
+    assert data["provider"]["api_key"] == "<redacted>"
+    assert data["settings"]["llm_api_key"] == "<redacted>"
+    assert SECRET not in report.stdout + report.stderr
+
+    human = cli_ok("doctor")
+    assert "anthropic" in human.stdout
+    assert "<redacted>" in human.stdout
+    assert SECRET not in human.stdout + human.stderr
+
+
+def test_doctor_says_when_the_key_is_missing(monkeypatch: pytest.MonkeyPatch, cli_ok: Callable[..., Run]) -> None:
+    monkeypatch.setenv("OPSMITH_PROVIDER", "openai")
+    data = cli_ok("doctor", "--json").json()
+    assert data["provider"]["api_key"] == "not set ($OPENAI_API_KEY)"
+    assert data["provider"]["base_url"] == "https://api.openai.com/v1"
+
+
+def test_doctor_redacts_the_qdrant_key(monkeypatch: pytest.MonkeyPatch, cli_ok: Callable[..., Run]) -> None:
+    monkeypatch.setenv("QDRANT_API_KEY", SECRET)
+    run = cli_ok("doctor", "--json")
+    assert run.json()["settings"]["qdrant_api_key"] == "<redacted>"
+    assert SECRET not in run.stdout + run.stderr
+
+
+def test_doctor_human_output(runbooks: Path, cli_ok: Callable[..., Run]) -> None:
+    assert "no collections yet" in cli_ok("doctor").stdout
+    cli_ok("ingest", str(runbooks), "--json")
+    run = cli_ok("doctor")
+    for expected in ("Packages", "qdrant-client", "Embedder all-MiniLM-L6-v2", "Qdrant local", "LLM provider none"):
+        assert expected in run.stdout
+    assert "runbooks:" in run.stdout
+    assert "(384d)" in run.stdout
