@@ -231,3 +231,17 @@ def test_unreachable_server_names_the_setting(
     data = json.loads(run.stdout)
     assert data["citations"]
     assert data["error"]
+
+
+def test_stream_printer_holds_back_the_refusal_marker(capsys: pytest.CaptureFixture[str]) -> None:
+    from opsmith.cli.rag import _StreamPrinter
+
+    refusal = _StreamPrinter()
+    for piece in ("NOT_", "IN_RUN", "BOOKS"):
+        refusal(piece)
+    assert not refusal.released
+    answer = _StreamPrinter()
+    for piece in ("Restart", " the pod [1]."):
+        answer(piece)
+    assert answer.released
+    assert capsys.readouterr().out == "Restart the pod [1]."

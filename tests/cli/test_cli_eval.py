@@ -139,3 +139,16 @@ def test_eval_unknown_collection(tmp_path: Path, cli_main: Callable[..., Run]) -
     questions = write_questions(tmp_path / "questions.jsonl", QUESTIONS)
     run = cli_main("eval", "retrieval", str(questions), "--collection", "nope")
     assert_one_error_line(run, "No index named 'nope'", "opsmith ingest")
+
+
+def test_eval_plot_and_suggested_threshold(ingested: Path, tmp_path: Path, cli_ok: Callable[..., Run]) -> None:
+    questions = write_questions(tmp_path / "questions.jsonl", QUESTIONS)
+    plot = tmp_path / "support.png"
+
+    data = cli_ok("eval", "retrieval", str(questions), "-c", "runbooks", "--plot", str(plot), "--json").json()
+
+    assert data["plot"] == str(plot)
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    supports = {q["id"]: q["support"] for q in data["questions"]}
+    assert supports["bread"] < data["refusal_threshold"] <= min(v for k, v in supports.items() if k != "bread")
+    assert data["suggested_refusal_threshold"] is not None

@@ -10,7 +10,15 @@ import pytest
 
 from opsmith.errors import InputError
 from opsmith.rag.answer import Answer
-from opsmith.rag.evaluate import EvalQuestion, QuestionResult, evaluate, load_questions, score
+from opsmith.rag.evaluate import (
+    EvalQuestion,
+    QuestionResult,
+    evaluate,
+    load_questions,
+    plot_support,
+    score,
+    suggest_threshold,
+)
 
 
 def _answerable(qid: str, ranked: list[str], *, refused: bool = False, ok: bool | None = True) -> QuestionResult:
@@ -157,3 +165,24 @@ def test_load_questions_rejects_a_string_where_a_list_belongs(tmp_path: Path) ->
     row = {"id": "q-1", "question": "Why?", "gold": "a.md", "must_include": [], "answerable": True}
     with pytest.raises(InputError, match=r":1: .*'gold' must be a list of strings"):
         load_questions(_write_lines(tmp_path, [json.dumps(row)]))
+
+
+def _with_support(answerable: bool, support: float) -> QuestionResult:
+    return QuestionResult("q", False, [], "", None, answerable, [], support)
+
+
+def test_suggested_threshold_refuses_most_unanswerable_within_the_false_refusal_budget() -> None:
+    results = [_with_support(True, s) for s in (1.0, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 1.95)]
+    results += [_with_support(False, s) for s in (0.5, 0.8, 1.1, 1.25)]
+    # Refusing below 1.1001 costs one answerable question (10%) and catches three of four.
+    assert suggest_threshold(results) == pytest.approx(1.1001)
+    # With no false refusals allowed, only scores below the lowest answerable one are refused.
+    assert suggest_threshold(results, max_false_refusals=0.0) == pytest.approx(0.8001)
+    assert suggest_threshold([_with_support(True, 1.0)]) is None
+
+
+def test_support_plot_is_a_png(tmp_path: Path) -> None:
+    rows = [{"support": s, "answerable": a} for s, a in ((1.3, True), (1.6, True), (0.7, False))]
+    path = plot_support(rows, 1.0, tmp_path / "plots" / "support.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 5_000

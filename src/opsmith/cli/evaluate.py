@@ -23,9 +23,16 @@ def retrieval(
     mode: ModeOpt = None,
     provider: ProviderOpt = None,
     qdrant_url: QdrantUrlOpt = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG of support scores against the refusal threshold.")
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """recall@1/5, MRR@10, nDCG@10, refusal precision/recall and must-include rate."""
+    """recall@1/5, MRR@10, nDCG@10, refusal precision/recall and must-include rate.
+
+    Also suggests the refusal threshold that refuses the most unanswerable questions while
+    refusing at most 10% of answerable ones, and with --plot draws where each question falls.
+    """
     from opsmith.llm.registry import get_chat_model
     from opsmith.rag.answer import answer_question
     from opsmith.rag.evaluate import evaluate, load_questions
@@ -61,7 +68,12 @@ def retrieval(
         collection=settings.collection,
         mode=settings.retrieval_mode,
         provider=chat_model.provider if chat_model else "none",
+        refusal_threshold=settings.refusal_threshold,
     )
+    if plot is not None:
+        from opsmith.rag.evaluate import plot_support
+
+        summary["plot"] = str(plot_support(summary["questions"], settings.refusal_threshold, plot))
     if json_output:
         print_json(summary)
         return
@@ -83,6 +95,14 @@ def retrieval(
         value = summary[key]
         table.add_row(key, "n/a" if value is None else f"{value:.3f}")
     out.print(table)
+    suggested = summary["suggested_refusal_threshold"]
+    if suggested is not None and abs(suggested - settings.refusal_threshold) > 1e-6:
+        out.print(
+            f"Suggested refusal threshold for this set: {suggested:.3f} (now {settings.refusal_threshold:.3f});"
+            f" set OPSMITH_REFUSAL_THRESHOLD={suggested:.3f} to use it."
+        )
+    if plot is not None:
+        out.print(f"Plot written to {escape(str(plot))}")
     misses = [
         q
         for q in summary["questions"]

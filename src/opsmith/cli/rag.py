@@ -154,8 +154,7 @@ def ask(
         raise
     streaming = chat_model is not None and not json_output and out.is_terminal
 
-    def on_delta(text: str) -> None:
-        out.print(text, end="", markup=False, highlight=False)
+    on_delta = _StreamPrinter()
 
     try:
         result = answer_question(
@@ -173,10 +172,31 @@ def ask(
     if json_output:
         print_json(result.to_dict())
     else:
-        _render_answer(result, already_streamed=streaming and not result.refused and result.error is None)
+        _render_answer(result, already_streamed=on_delta.released and not result.refused and result.error is None)
     if result.error:
         fail_line(result.error)
         raise typer.Exit(1)
+
+
+class _StreamPrinter:
+    """Prints streamed text, but holds back a reply that may turn out to be the refusal marker,
+    so a refusal shows as the refusal line rather than as the raw marker."""
+
+    def __init__(self) -> None:
+        self.held = ""
+        self.released = False
+
+    def __call__(self, text: str) -> None:
+        from opsmith.rag.answer import NOT_FOUND_MARKER
+
+        if not self.released:
+            self.held += text
+            probe = self.held.lstrip()
+            if NOT_FOUND_MARKER.startswith(probe) or probe.startswith(NOT_FOUND_MARKER):
+                return
+            self.released = True
+            text = self.held
+        out.print(text, end="", markup=False, highlight=False)
 
 
 def _render_answer(result: Answer, *, already_streamed: bool) -> None:

@@ -70,6 +70,7 @@ class Answer:
     usage: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     retrieved: list[Citation] = field(default_factory=list)
+    support: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -271,16 +272,38 @@ def answer_question(
     def fetch(ids: list[str]) -> list[StoredChunk]:
         return retriever.store.fetch(retriever.collection, ids)
 
-    def finish(text: str, refused: bool, cited: list[Citation], **extra: object) -> Answer:
+    def finish(
+        text: str,
+        refused: bool,
+        cited: list[Citation],
+        *,
+        dropped: list[int] | None = None,
+        usage: dict[str, int] | None = None,
+        error: str | None = None,
+    ) -> Answer:
         done = time.perf_counter()
         timings = {
             "retrieve": round((retrieved_at - started) * 1000, 2),
             "generate": round((done - retrieved_at) * 1000, 2),
             "total": round((done - started) * 1000, 2),
         }
-        return Answer(question, text, refused, cited, provider, timings, model, retrieved=retrieved, **extra)  # type: ignore[arg-type]
+        return Answer(
+            question,
+            text,
+            refused,
+            cited,
+            provider,
+            timings,
+            model,
+            dropped_citations=dropped or [],
+            usage=usage or {},
+            error=error,
+            retrieved=retrieved,
+            support=score,
+        )
 
-    if support(question, hits, retriever.term_stats) < refusal_threshold:
+    score = round(support(question, hits, retriever.term_stats), 4)
+    if score < refusal_threshold:
         return finish(REFUSAL, True, [])
 
     if chat_model is None:
@@ -299,7 +322,7 @@ def answer_question(
         return finish(REFUSAL, True, [], usage=usage)
     valid, unknown = parse_citations(response.text, len(hits))
     cited = [_citation(hits[n - 1], n) for n in valid]
-    return finish(_strip_unknown(response.text, unknown).strip(), False, cited, dropped_citations=unknown, usage=usage)
+    return finish(_strip_unknown(response.text, unknown).strip(), False, cited, dropped=unknown, usage=usage)
 
 
 def _generate(

@@ -41,6 +41,7 @@ class QuestionResult:
     must_include_ok: bool | None
     answerable: bool = True
     gold: list[str] = field(default_factory=list)
+    support: float = 0.0
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:
@@ -115,6 +116,53 @@ def score(results: list[QuestionResult]) -> dict[str, Any]:
     }
 
 
+def suggest_threshold(results: list[QuestionResult], *, max_false_refusals: float = 0.10) -> float | None:
+    """The support threshold that refuses the most unanswerable questions while refusing at most
+    ``max_false_refusals`` of the answerable ones; ties go to the lowest such threshold."""
+    answerable = sorted(r.support for r in results if r.answerable)
+    unanswerable = [r.support for r in results if not r.answerable]
+    if not answerable or not unanswerable:
+        return None
+    best: tuple[float, float] | None = None
+    for candidate in sorted({*answerable, *unanswerable}):
+        threshold = round(candidate + 1e-4, 4)  # refuse scores strictly below
+        false_rate = sum(s < threshold for s in answerable) / len(answerable)
+        if false_rate > max_false_refusals:
+            break
+        recall = sum(s < threshold for s in unanswerable) / len(unanswerable)
+        if best is None or recall > best[0]:
+            best = (recall, threshold)
+    return best[1] if best else None
+
+
+def plot_support(results: list[dict[str, Any]], threshold: float, path: Path) -> Path:
+    """PNG of each question's support score, answerable against unanswerable, with the threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=120)
+    for row_index, (label, answerable, colour) in enumerate(
+        (("answerable", True, "#2b7bb9"), ("unanswerable", False, "#d95f02"))
+    ):
+        values = [r["support"] for r in results if r["answerable"] is answerable]
+        jitter = [row_index + (i % 7 - 3) * 0.04 for i in range(len(values))]
+        ax.scatter(values, jitter, s=18, alpha=0.75, color=colour, label=f"{label} ({len(values)})")
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    ax.text(threshold, 1.45, f" refusal threshold {threshold:.2f}", fontsize=8, va="center")
+    ax.set_yticks([0, 1], ["answerable", "unanswerable"])
+    ax.set_ylim(-0.5, 1.7)
+    ax.set_xlim(0, 2)
+    ax.set_xlabel("support = best cosine + IDF-weighted term coverage (refused when below the line)")
+    ax.legend(loc="lower left", fontsize=8, frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def evaluate(
     questions: list[EvalQuestion],
     *,
@@ -130,12 +178,20 @@ def evaluate(
         ok = all(s in reply.answer for s in question.must_include) if question.answerable else None
         results.append(
             QuestionResult(
-                question.id, reply.refused, ranked, reply.answer, ok, question.answerable, list(question.gold)
+                question.id,
+                reply.refused,
+                ranked,
+                reply.answer,
+                ok,
+                question.answerable,
+                list(question.gold),
+                reply.support,
             )
         )
         if progress:
             progress(1)
     summary = score(results)
+    summary["suggested_refusal_threshold"] = suggest_threshold(results)
     summary["questions"] = [
         {
             "id": r.id,
@@ -145,6 +201,7 @@ def evaluate(
             "must_include_ok": r.must_include_ok,
             "answerable": r.answerable,
             "gold": r.gold,
+            "support": r.support,
         }
         for r in results
     ]
