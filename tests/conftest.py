@@ -40,3 +40,9 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     return home
+
+
+@pytest.fixture
+def opsmith_home(_isolated_env: Path) -> Path:
+    """The per-test OPSMITH_HOME (not created until something writes to it)."""
+    return _isolated_env

@@ -20,15 +20,15 @@ def write_config(home: Path, text: str) -> Path:
     return path
 
 
-def test_flags_beat_env_which_beats_the_file(_isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_config(_isolated_env, 'collection = "from-file"\ntop_k = 7\nprovider = "openai"\n')
+def test_flags_beat_env_which_beats_the_file(opsmith_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(opsmith_home, 'collection = "from-file"\ntop_k = 7\nprovider = "openai"\n')
     monkeypatch.setenv("OPSMITH_COLLECTION", "from-env")
 
     settings = load_settings()
     assert (settings.collection, settings.top_k, settings.provider) == ("from-env", 7, "openai")
     assert load_settings(collection="from-flag", top_k=None).collection == "from-flag"
-    assert settings.home == _isolated_env
-    assert settings.index_path == _isolated_env / "qdrant"
+    assert settings.home == opsmith_home
+    assert settings.index_path == opsmith_home / "qdrant"
 
 
 def test_opsmith_config_points_at_another_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,19 +38,19 @@ def test_opsmith_config_points_at_another_file(tmp_path: Path, monkeypatch: pyte
     assert load_settings().top_k == 9
 
 
-def test_a_typo_in_the_file_is_an_error_naming_the_key(_isolated_env: Path) -> None:
-    write_config(_isolated_env, "colection = 'runbooks'\n")
+def test_a_typo_in_the_file_is_an_error_naming_the_key(opsmith_home: Path) -> None:
+    write_config(opsmith_home, "colection = 'runbooks'\n")
     with pytest.raises(ConfigError, match="colection") as caught:
         load_settings()
     assert "config.toml" in str(caught.value)
 
 
-def test_a_bad_value_and_broken_toml_are_config_errors(_isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_value_and_broken_toml_are_config_errors(opsmith_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSMITH_TOP_K", "zero")
     with pytest.raises(ConfigError, match="top_k"):
         load_settings()
     monkeypatch.delenv("OPSMITH_TOP_K")
-    write_config(_isolated_env, "top_k = = 3\n")
+    write_config(opsmith_home, "top_k = = 3\n")
     with pytest.raises(ConfigError, match="TOML"):
         load_settings()
 
