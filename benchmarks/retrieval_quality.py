@@ -14,7 +14,7 @@ import importlib.util
 import subprocess
 import sys
 
-from _common import CORPUS, require_corpus, save, scratch_home
+from _common import CORPUS, REPO, require_corpus, save, scratch_home
 
 
 def main() -> None:
@@ -52,6 +52,20 @@ def main() -> None:
             summary.pop("questions")
             results[mode] = summary
             print(mode, summary, file=sys.stderr)
+        # The same default settings on opsmith's own example runbooks and question set, which
+        # were written separately from the tuning above: a check that the defaults transfer.
+        examples = REPO / "examples"
+        ingest([examples / "runbooks"], settings=settings, embedder=embedder, store=store, collection="examples")
+        retriever = Retriever(embedder, store, "examples", "hybrid", settings.hybrid_sparse_weight)
+        summary = evaluate(
+            load_questions(examples / "questions.jsonl"),
+            rank=lambda q: [h.chunk.source for h in retriever.search(q, k=10)],
+            ask=lambda q: answer_question(
+                q, retriever=retriever, k=settings.top_k, refusal_threshold=settings.refusal_threshold
+            ),
+        )
+        summary.pop("questions")
+        results["examples_hybrid"] = summary
     if importlib.util.find_spec("bm25s"):
         baseline = CORPUS.parent.parent / "tools" / "baseline_rag.py"
         if baseline.exists():

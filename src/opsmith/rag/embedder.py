@@ -118,8 +118,10 @@ class OnnxEmbedder:
         return np.asarray(output, dtype=np.float32)
 
     def embed_documents(
-        self, texts: Sequence[str], *, batch_size: int = 32, progress: ProgressCallback | None = None
+        self, texts: Sequence[str], *, batch_size: int = 8, progress: ProgressCallback | None = None
     ) -> NDArray[np.float32]:
+        # Small batches measured fastest on CPU here (8: 6.3 s, 32: 7.8 s for 199 runbook chunks):
+        # less padding, and the activations stay in cache.
         result = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for batch in _length_sorted_batches(texts, batch_size):
             result[batch] = self._run([texts[i] for i in batch])

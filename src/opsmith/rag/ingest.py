@@ -190,7 +190,7 @@ def ingest(
     batch_chunks: list[StoredChunk] = []
     batch_texts: list[str] = []
     fresh_terms: dict[str, set[int]] = {}
-    waiting: list[tuple[Document, bool, int]] = []  # documents whose chunks are not all written yet
+    waiting: list[tuple[Document, bool]] = []  # documents whose chunks are not all written yet
 
     def write_batch() -> None:
         if batch_chunks:
@@ -202,11 +202,10 @@ def ingest(
             report.chunks += len(batch_chunks)
             batch_chunks.clear()
             batch_texts.clear()
-        for document, existed, _ in waiting:
-            # Only now is the new version complete; drop any other version of the file.
+        for document, existed in waiting:
             if existed:
+                # Only now is the new version complete; drop any other version of the file.
                 store.delete_source(name, document.source, keep_sha256=document.sha256)
-            if existed:
                 report.changed += 1
             else:
                 report.added += 1
@@ -218,7 +217,7 @@ def ingest(
     for document, existed, stored, texts in chunked:
         batch_chunks.extend(stored)
         batch_texts.extend(texts)
-        waiting.append((document, existed, len(stored)))
+        waiting.append((document, existed))
         if len(batch_chunks) >= WRITE_BATCH:
             write_batch()
     write_batch()
