@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     )
     chunk_tokens: int = Field(256, ge=32, description="Token cap per chunk (the embedder's word pieces).")
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive pieces of a long section.")
+    ingest_batch: int = Field(
+        256, ge=1, description="Chunks embedded and written per step; an interrupt loses at most one step."
+    )
     max_file_bytes: int = Field(20_000_000, gt=0, description="Files larger than this are skipped.")
 
     @field_validator("home", mode="after")

@@ -171,10 +171,8 @@ def test_prune_false_keeps_files_that_are_gone(
     assert "cache/redis-memory.md" in _assert_consistent(store)
 
 
-def test_interrupted_ingest_is_completed_by_the_next_run(
-    corpus: Path, settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(ingest_module, "WRITE_BATCH", 1)  # one file per write
+def test_interrupted_ingest_is_completed_by_the_next_run(corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    settings = settings.model_copy(update={"ingest_batch": 1})  # one file per write
     with QdrantStore(settings) as store:
         expected = _run([corpus], settings, embedder, store, collection="reference").chunks
         with pytest.raises(KeyboardInterrupt):
@@ -190,12 +188,9 @@ def test_interrupted_ingest_is_completed_by_the_next_run(
         assert store.info("runbooks").points == expected  # type: ignore[union-attr]
 
 
-def test_file_cut_off_mid_write_is_redone(
-    runbooks: dict[str, str], tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    settings = load_settings(chunk_tokens=96)
+def test_file_cut_off_mid_write_is_redone(runbooks: dict[str, str], tmp_path: Path, embedder: Embedder) -> None:
+    settings = load_settings(chunk_tokens=96, ingest_batch=1)
     corpus = _write(tmp_path / "runbooks", {"a-first.md": runbooks["db/disk-full.md"], "b-long.md": LONG_RUNBOOK})
-    monkeypatch.setattr(ingest_module, "WRITE_BATCH", 1)
     with QdrantStore(settings) as store:
         expected = _run([corpus], settings, embedder, store, collection="reference").chunks
         with pytest.raises(KeyboardInterrupt):

@@ -33,9 +33,6 @@ from opsmith.rag.loaders import SUPPORTED_SUFFIXES, load_document
 from opsmith.rag.sparse import document_vector, term_ids
 from opsmith.rag.store import StoredChunk, TermStats, VectorStore
 
-#: Chunks embedded and written per step. Bounds memory and the work an interrupt can lose.
-WRITE_BATCH = 256
-
 
 @dataclass
 class SkippedFile:
@@ -218,7 +215,7 @@ def ingest(
         batch_chunks.extend(stored)
         batch_texts.extend(texts)
         waiting.append((document, existed))
-        if len(batch_chunks) >= WRITE_BATCH:
+        if len(batch_chunks) >= settings.ingest_batch:
             write_batch()
     write_batch()
 
