@@ -17,6 +17,9 @@ one line and the HTTP API can return it as a problem document unchanged.
     │   ├── IndexLockedError
     │   └── StoreUnavailableError
     ├── EmbedderError               the embedding model cannot be loaded
+    ├── TemplateError               a prompt template is missing or invalid
+    ├── StructuredOutputError       the model never produced valid structured output
+    │   └── TruncatedOutputError    the output was cut off by the token limit
     └── ProviderError               an LLM provider call failed
         ├── ProviderAuthError       401/403: the key is wrong or missing
         ├── ProviderRateLimitError  429 after retries
@@ -111,6 +114,33 @@ class EmbedderError(OpsmithError):
     """The embedding model cannot be loaded or run."""
 
     exit_code = 2
+
+
+class TemplateError(OpsmithError):
+    """A prompt template cannot be found, parsed or rendered."""
+
+    exit_code = 2
+
+
+class StructuredOutputError(OpsmithError):
+    """Every attempt to get schema-valid output failed.
+
+    Carries ``attempts`` (how many calls were made), ``last_output`` (the last raw text),
+    ``errors`` (the last validation errors) and ``usage`` (tokens over all attempts).
+    """
+
+    def __init__(
+        self, message: str, *, attempts: int, last_output: str, errors: list[str], usage: object = None
+    ) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.last_output = last_output
+        self.errors = errors
+        self.usage = usage
+
+
+class TruncatedOutputError(StructuredOutputError):
+    """The model hit its token limit, so the output is incomplete."""
 
 
 class ProviderError(OpsmithError):
