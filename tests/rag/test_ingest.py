@@ -346,3 +346,15 @@ def test_two_files_with_one_source_name_are_refused(
         _run([first, second], settings, embedder, store)
     assert "'disk.md'" in str(caught.value)
     assert "separate collections" in str(caught.value)
+
+
+def test_new_chunk_settings_rechunk_every_file(corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    with QdrantStore(settings) as store:
+        first = _run([corpus], settings, embedder, store)
+        smaller = settings.model_copy(update={"chunk_tokens": 64})
+        report = _run([corpus], smaller, embedder, store)
+        assert (report.changed, report.unchanged, report.added) == (first.added, 0, 0)
+        assert report.chunks > first.chunks  # smaller chunks, more of them
+        per_source = _assert_consistent(store)
+        assert sum(per_source.values()) == report.chunks  # no chunk of the old recipe is left
+        assert _run([corpus], smaller, embedder, store).unchanged == first.added

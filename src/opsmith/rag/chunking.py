@@ -25,6 +25,9 @@ from opsmith.rag.documents import Document, SourceLine
 
 TokenCounter = Callable[[str], int]
 
+#: Bump when chunk boundaries or texts change, so ingest re-chunks files it has already indexed.
+CHUNKER_VERSION = 2
+
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

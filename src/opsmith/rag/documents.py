@@ -23,7 +23,7 @@ class Document:
     source: str  # path relative to the PATH the user gave; the id of the document everywhere
     path: Path
     kind: str  # "md", "txt", "rst", "html" or "pdf"
-    sha256: str  # of the raw file bytes
+    sha256: str  # of the raw file bytes; ingest replaces it with the indexed version (bytes + chunking recipe)
     lines: list[SourceLine]
     title: str | None = None
     warnings: list[str] = field(default_factory=list)

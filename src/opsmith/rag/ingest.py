@@ -26,7 +26,7 @@ import numpy as np
 
 from opsmith.config import Settings
 from opsmith.errors import InputError, PathNotFoundError
-from opsmith.rag.chunking import chunk_document
+from opsmith.rag.chunking import CHUNKER_VERSION, chunk_document
 from opsmith.rag.documents import Document, SkipFile
 from opsmith.rag.embedder import Embedder
 from opsmith.rag.loaders import SUPPORTED_SUFFIXES, load_document
@@ -124,6 +124,7 @@ def ingest(
     info = store.ensure_collection(name, embedder=embedder.name, dimension=embedder.dimension)
     indexed = store.file_states(name)
     state = IngestProgress(files_total=len(files))
+    recipe = ingest_recipe(settings, embedder)
 
     # Decide per file from its hash alone; only new or changed files are parsed.
     pending: list[tuple[Document, bool]] = []
@@ -133,7 +134,7 @@ def ingest(
         except OSError as exc:
             report.skipped.append(SkippedFile(source, f"cannot read: {exc.strerror or exc}"))
             continue
-        sha = hashlib.sha256(raw).hexdigest()
+        sha = hashlib.sha256(recipe + raw).hexdigest()
         versions = indexed.get(source, {})
         current = versions.get(sha)
         if current is not None and current.complete and len(versions) == 1:
@@ -149,6 +150,9 @@ def ingest(
                 dropped_unreadable = True
             continue
         report.warnings.extend(SkippedFile(source, warning) for warning in document.warnings)
+        # The stored version is the file *and* how it was chunked, so a new chunker or new chunk
+        # settings re-chunk every file instead of leaving old chunks next to new ones.
+        document.sha256 = sha
         pending.append((document, bool(versions)))
 
     chunked: list[tuple[Document, bool, list[StoredChunk], list[str]]] = []
@@ -230,6 +234,12 @@ def ingest(
 
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def ingest_recipe(settings: Settings, embedder: Embedder) -> bytes:
+    """What, besides a file's bytes, decides its chunks and vectors."""
+    cap = min(settings.chunk_tokens, embedder.max_tokens)
+    return f"chunker-{CHUNKER_VERSION}:{cap}:{settings.chunk_overlap}:{embedder.name}\x00".encode()
 
 
 def collect_term_stats(store: VectorStore, collection: str, known: dict[str, set[int]] | None = None) -> TermStats:
