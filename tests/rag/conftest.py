@@ -3,6 +3,7 @@ and a few tiny runbooks written into the test's own folder."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,10 +107,21 @@ def runbooks() -> dict[str, str]:
     return dict(RUNBOOKS)
 
 
-@pytest.fixture
-def settings() -> Settings:
-    # OPSMITH_HOME already points into this test's tmp_path (tests/conftest.py).
-    return load_settings()
+@pytest.fixture(params=["local", pytest.param("server", marks=pytest.mark.integration)])
+def settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """Embedded Qdrant under this test's OPSMITH_HOME, and, when OPSMITH_TEST_QDRANT_URL names a
+    throwaway Qdrant server, the same tests against it: one code path, two deployments."""
+    if request.param == "local":
+        yield load_settings()
+        return
+    url = os.environ.get("OPSMITH_TEST_QDRANT_URL")
+    if not url:
+        pytest.skip("set OPSMITH_TEST_QDRANT_URL to a throwaway Qdrant server to run the store contract against it")
+    server = load_settings(qdrant_url=url)
+    yield server
+    with QdrantStore(server) as cleanup:  # the server outlives the test: leave it empty
+        for info in cleanup.collections():
+            cleanup.delete_collection(info.name)
 
 
 @pytest.fixture
