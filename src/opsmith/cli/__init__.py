@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from opsmith.cli import doctor, evaluate, rag
+from opsmith.cli import doctor, evaluate, logs, prompt, rag
 from opsmith.cli._output import fail_line
 from opsmith.errors import OpsmithError
 
@@ -27,6 +27,8 @@ app = typer.Typer(
 rag.register(app)
 app.add_typer(rag.collections_app, name="collections")
 app.add_typer(evaluate.app, name="eval")
+app.add_typer(prompt.app, name="prompt")
+app.add_typer(logs.app, name="logs")
 doctor.register(app)
 
 

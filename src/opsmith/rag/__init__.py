@@ -1,7 +1,10 @@
 """The runbook assistant: ingest documents into Qdrant, retrieve, and answer with citations.
 
 The seams are :class:`Embedder` and :class:`VectorStore`; everything else is functions and
-dataclasses over them. Typical use::
+dataclasses over them. (``ingest`` and ``evaluate`` are imported from their modules, which share
+their names.) Typical use::
+
+    from opsmith.rag.ingest import ingest
 
     settings = load_settings()
     embedder = load_embedder(settings)
@@ -14,8 +17,8 @@ from opsmith.rag.answer import Answer, Citation, answer_question
 from opsmith.rag.chunking import Chunk, chunk_document
 from opsmith.rag.documents import Document, SourceLine
 from opsmith.rag.embedder import Embedder, load_embedder
-from opsmith.rag.evaluate import evaluate, load_questions
-from opsmith.rag.ingest import IngestReport, ingest
+from opsmith.rag.evaluate import load_questions
+from opsmith.rag.ingest import IngestReport
 from opsmith.rag.loaders import SUPPORTED_SUFFIXES, load_document
 from opsmith.rag.retrieve import Retriever
 from opsmith.rag.store import Hit, QdrantStore, StoredChunk, VectorStore, open_store
@@ -36,8 +39,6 @@ __all__ = [
     "VectorStore",
     "answer_question",
     "chunk_document",
-    "evaluate",
-    "ingest",
     "load_document",
     "load_embedder",
     "load_questions",
