@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     llm_api_key_env: str | None = Field(None, description="Name of the env var holding the provider key.")
     llm_timeout: float = Field(60.0, gt=0, description="Seconds before one LLM request times out.")
     llm_max_retries: int = Field(3, ge=0, description="Retries on transport errors, 429 and 5xx.")
+    llm_max_attempts: int = Field(
+        3, ge=1, description="Calls allowed to get schema-valid structured output (re-asks included)."
+    )
     llm_max_tokens: int = Field(1024, gt=0, description="Most tokens an LLM answer may use.")
     adapter: Path | None = Field(None, description="LoRA adapter folder for the local_hf provider.")
 

@@ -89,8 +89,11 @@ def run(
     model: Annotated[str | None, typer.Option("--model", help="Model name for the provider.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
     max_attempts: Annotated[
-        int, typer.Option("--max-attempts", min=1, help="Calls allowed to get output that matches the schema.")
-    ] = 3,
+        int | None,
+        typer.Option(
+            "--max-attempts", min=1, help="Calls allowed to get schema-valid output (OPSMITH_LLM_MAX_ATTEMPTS)."
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Render a template with --var values, call the configured LLM and print the validated output."""
@@ -99,7 +102,7 @@ def run(
     from opsmith.llm.registry import get_chat_model
     from opsmith.prompts import load_template, run_template
 
-    settings = settings_from(provider=provider, model=model, base_url=base_url)
+    settings = settings_from(provider=provider, model=model, base_url=base_url, llm_max_attempts=max_attempts)
     template = load_template(template_id, settings)
     variables = parse_vars(var or [])
     template.render(variables)  # a missing or unknown variable fails before any provider is set up
@@ -116,7 +119,7 @@ def run(
             chat_model=chat_model,
             settings=settings,
             log=CallLog.for_settings(settings),
-            max_attempts=max_attempts,
+            max_attempts=settings.llm_max_attempts,
         )
     finally:
         close_quietly(chat_model)
