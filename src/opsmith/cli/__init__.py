@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from opsmith.cli import doctor, evaluate, logs, prompt, rag
+from opsmith.cli import doctor, evaluate, logs, prompt, rag, review
 from opsmith.cli._output import fail_line
 from opsmith.errors import OpsmithError
 
@@ -30,6 +30,7 @@ app.add_typer(evaluate.app, name="eval")
 app.add_typer(prompt.app, name="prompt")
 app.add_typer(logs.app, name="logs")
 doctor.register(app)
+review.register(app)
 
 
 def main() -> None:
