@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["retrieval_quality.py", "ingest_throughput.py", "query_latency.py", "cold_start.py"]
+SCRIPTS = [
+    "retrieval_quality.py",
+    "ingest_throughput.py",
+    "query_latency.py",
+    "cold_start.py",
+    "review_speed.py",
+    "review_quality.py",
+]
 
 
 def main() -> int:
