@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -318,3 +319,16 @@ def test_passages_never_quote_a_chunk_twice() -> None:
     quoted = [c.chunk_index for p in passages for c in p.chunks]
     assert sorted(quoted) == sorted(set(quoted))
     assert quoted[:2] == [0, 1]
+
+
+def test_llm_answers_are_written_to_the_call_log(retriever: Retriever, tmp_path: Path) -> None:
+    from opsmith.llm.calllog import CallLog
+
+    log = CallLog(tmp_path / "calls.sqlite")
+    fake = FakeChatModel(["Free space with `pg_archivecleanup` [1]."])
+    answer_question(DISK_QUESTION, retriever=retriever, chat_model=fake, log=log)
+    (call,) = log.list()
+    assert (call["template_id"], call["provider"], call["ok"]) == ("rag-answer", "fake", True)
+    details = log.get(call["id"])
+    assert details is not None
+    assert details["attempt_log"][0]["raw_output"] == "Free space with `pg_archivecleanup` [1]."

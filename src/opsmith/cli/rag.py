@@ -132,6 +132,7 @@ def ask(
 ) -> None:
     """Answer a question from the runbooks only, with citations; refuse when they don't cover it."""
     from opsmith.errors import EmptyQuestionError
+    from opsmith.llm.calllog import CallLog
     from opsmith.llm.registry import get_chat_model
     from opsmith.rag.answer import answer_question
 
@@ -165,6 +166,7 @@ def ask(
             refusal_threshold=settings.refusal_threshold,
             max_tokens=settings.llm_max_tokens,
             on_delta=on_delta if streaming else None,
+            log=CallLog.for_settings(settings) if chat_model is not None else None,
         )
     finally:
         retriever.store.close()

@@ -22,9 +22,14 @@ from dataclasses import asdict, dataclass, field
 
 from opsmith.errors import EmptyQuestionError, ProviderError
 from opsmith.llm._base import ChatModel, ChatResponse, Message, Usage
+from opsmith.llm.calllog import CallLog
 from opsmith.rag.retrieve import Retriever
 from opsmith.rag.sparse import term_ids
 from opsmith.rag.store import Hit, StoredChunk, TermStats, chunk_point_id
+
+#: Identify the grounded-answer prompt in the call log; bump the version when SYSTEM_PROMPT changes.
+PROMPT_ID = "rag-answer"
+PROMPT_VERSION = 1
 
 REFUSAL = "Not in the runbooks: no indexed runbook covers this question, so there is nothing to cite."
 #: What the model is told to say when the excerpts do not hold the answer.
@@ -245,6 +250,7 @@ def answer_question(
     max_tokens: int = 1024,
     extract_passages: int = 2,
     on_delta: Callable[[str], None] | None = None,
+    log: CallLog | None = None,
 ) -> Answer:
     """Retrieve for ``question`` and answer it from the runbooks only.
 
@@ -255,6 +261,7 @@ def answer_question(
         k: how many chunks to retrieve (and, with an LLM, to supply as context).
         refusal_threshold: refuse when :func:`support` is below this.
         on_delta: called with each streamed piece of the LLM answer, if given.
+        log: where to record the LLM call (``opsmith logs`` reads it back), if given.
 
     Returns:
         An :class:`Answer`. Provider failures do not raise: the answer then holds the
@@ -311,12 +318,36 @@ def answer_question(
         return finish(extractive_answer(chosen), False, [p.citation(n) for n, p in enumerate(chosen, start=1)])
 
     messages = build_messages(question, hits)
+    call_id = (
+        log.start(
+            provider=chat_model.provider,
+            model=chat_model.model,
+            template_id=PROMPT_ID,
+            template_version=PROMPT_VERSION,
+            schema_hash=None,
+        )
+        if log
+        else None
+    )
     try:
         response = _generate(chat_model, messages, max_tokens, on_delta)
     except ProviderError as exc:
+        if log and call_id:
+            log.finish(call_id, ok=False, error=str(exc))
         text = extractive_answer(select_passages(hits, fetch, passages=extract_passages), intro=FALLBACK_INTRO)
         return finish(text, False, retrieved, error=str(exc))
 
+    if log and call_id:
+        log.attempt(
+            call_id,
+            number=1,
+            raw_output=response.text,
+            errors=[],
+            usage=response.usage,
+            latency_ms=response.latency_ms,
+            stop_reason=response.stop_reason,
+        )
+        log.finish(call_id, ok=True, error=None)
     usage = {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens}
     if NOT_FOUND_MARKER in response.text:
         return finish(REFUSAL, True, [], usage=usage)
