@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from opsmith.cli import doctor, evaluate, logs, prompt, rag, review
+from opsmith.cli import doctor, evaluate, finetune, logs, prompt, rag, review
 from opsmith.cli._output import fail_line
 from opsmith.errors import OpsmithError
 
@@ -29,6 +29,7 @@ app.add_typer(rag.collections_app, name="collections")
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(prompt.app, name="prompt")
 app.add_typer(logs.app, name="logs")
+app.add_typer(finetune.app, name="finetune")
 doctor.register(app)
 review.register(app)
 

@@ -1,0 +1,1 @@
+"""Fine-tuning: data validation, cost estimates, LoRA training, Axolotl export, distillation."""
