@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from opsmith.cli import doctor, evaluate, finetune, logs, prompt, rag, review
+from opsmith.cli import doctor, evaluate, finetune, logs, mcp, prompt, rag, review
 from opsmith.cli._output import fail_line
 from opsmith.errors import OpsmithError
 
@@ -32,6 +32,7 @@ app.add_typer(logs.app, name="logs")
 app.add_typer(finetune.app, name="finetune")
 doctor.register(app)
 review.register(app)
+mcp.register(app)
 
 
 def main() -> None:

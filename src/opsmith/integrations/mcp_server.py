@@ -1,0 +1,545 @@
+"""The MCP server behind ``opsmith mcp``: runbook search, grounded answers and Terraform review
+for AI assistants and editors that speak the Model Context Protocol (Claude Code, Claude
+Desktop, Cursor, ...).
+
+Built on :class:`mcp.server.mcpserver.MCPServer`, the high-level server of the official MCP
+Python SDK (FastMCP's successor in SDK 2.x). It derives each tool's input schema from typed
+parameters (with bounds and descriptions), validates arguments before a tool runs, publishes
+output schemas from the ``TypedDict``\\s below and runs the blocking tools on worker threads.
+The one thing it does not do for us, list resources that exist only in the index, is an
+override of :meth:`OpsmithMCPServer.list_resources`.
+
+Tools (each returns JSON as structured content and as one text block):
+
+* ``search_runbooks(query, k=5, collection=None)``: ranked chunks, as ``opsmith search --json``.
+* ``ask_runbooks(question, collection=None)``: the answer with citations and ``refused``, as
+  ``opsmith ask --json``.
+* ``review_terraform(files)``: ``{"security", "cost", "correctness"}``, as ``opsmith review --json``.
+* ``list_collections()``: as ``opsmith collections list --json``, plus the default collection.
+
+Resources: every indexed runbook of the server's collection is listed as
+``opsmith://{collection}/{source}``; reading one (of any collection) returns its indexed text,
+so a client can open a cited source.
+
+Errors: an :class:`~opsmith.errors.OpsmithError` becomes a tool result with ``isError: true``
+whose only text is ``str(err)``, the line the CLI prints; a failed resource read is a
+JSON-RPC error with the same message.
+
+The embedder, store and chat model are loaded on first use and kept for the server's
+lifetime (:class:`Backend`). In local mode Qdrant allows one process per index, so while the
+server runs, other ``opsmith`` commands on the same ``OPSMITH_HOME`` get ``IndexLockedError``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.shared.exceptions import MCPError
+from mcp.shared.uri_template import UriTemplate
+from mcp.types import INTERNAL_ERROR, CallToolResult, ContentBlock, Resource, TextContent, ToolAnnotations
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from typing_extensions import TypedDict
+
+from opsmith import __version__
+from opsmith.config import RetrievalMode, Settings
+from opsmith.errors import CollectionNotFoundError, OpsmithError
+
+if TYPE_CHECKING:
+    from opsmith.llm import ChatModel
+    from opsmith.rag.answer import Answer
+    from opsmith.rag.embedder import Embedder
+    from opsmith.rag.retrieve import Retriever
+    from opsmith.rag.store import QdrantStore, StoredChunk
+    from opsmith.review import ReviewResult
+
+__all__ = [
+    "INSTRUCTIONS",
+    "RESOURCE_TEMPLATE",
+    "AskResult",
+    "Backend",
+    "CitationJSON",
+    "CollectionJSON",
+    "CollectionsResult",
+    "FindingJSON",
+    "OpsmithMCPServer",
+    "ReviewJSON",
+    "SearchHit",
+    "SearchResult",
+    "create_server",
+    "run_server",
+    "runbook_uri",
+]
+
+#: Where each indexed runbook lives; ``source`` may hold slashes (``db/disk-full.md``).
+RESOURCE_TEMPLATE = "opsmith://{collection}/{+source}"
+_TEMPLATE = UriTemplate.parse(RESOURCE_TEMPLATE)
+
+INSTRUCTIONS = """\
+opsmith answers operational questions from a team's own runbooks and reviews Terraform.
+- search_runbooks returns the raw matching runbook chunks; ask_runbooks returns a grounded answer with citations.
+- When ask_runbooks says refused=true, the runbooks do not cover the question: say so instead of guessing.
+- Cited sources can be opened as resources: opsmith://{collection}/{source}.
+- review_terraform reviews Terraform passed as {path: content}; pass every file of a module so references resolve."""
+
+_READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+
+
+# Output schemas: the JSON each tool returns (the CLI's --json shapes) --------------------------
+
+
+class SearchHit(TypedDict):
+    """One ranked chunk of a runbook."""
+
+    source: Annotated[str, Field(description="The runbook's path, relative to the folder that was ingested.")]
+    heading: Annotated[str, Field(description="Heading path of the chunk, e.g. 'Disk full > Diagnosis'.")]
+    start_line: int
+    end_line: int
+    score: Annotated[float, Field(description="Ranking score in the retrieval mode (RRF fusion for hybrid).")]
+    relevance: Annotated[float, Field(description="Cosine similarity to the query, comparable across modes.")]
+    text: str
+
+
+class SearchResult(TypedDict):
+    """The best chunks for a query, best first (``opsmith search --json``)."""
+
+    query: str
+    collection: str
+    mode: RetrievalMode
+    results: list[SearchHit]
+
+
+class CitationJSON(TypedDict):
+    """A cited (or retrieved) runbook passage; ``number`` is the ``[n]`` used in the answer."""
+
+    source: str
+    heading: str
+    start_line: int
+    end_line: int
+    score: float
+    relevance: float
+    number: int
+
+
+class AskResult(TypedDict):
+    """A grounded answer or an honest refusal (``opsmith ask --json``)."""
+
+    question: str
+    answer: str
+    refused: Annotated[bool, Field(description="True when the runbooks do not cover the question.")]
+    citations: list[CitationJSON]
+    provider: Annotated[str, Field(description="'none' for the extractive (quoting) answer, else the LLM provider.")]
+    timings_ms: dict[str, float]
+    model: str | None
+    dropped_citations: Annotated[list[int], Field(description="Citation numbers the model made up (removed).")]
+    usage: dict[str, int]
+    error: Annotated[str | None, Field(description="Why the LLM call failed (the answer then quotes passages).")]
+    retrieved: list[CitationJSON]
+    support: Annotated[float, Field(description="How well the retrieved passages support an answer (0..2).")]
+
+
+class FindingJSON(TypedDict):
+    """One problem at one line of one file."""
+
+    severity: Literal["critical", "warning"]
+    line: int
+    issue: str
+    fix: str
+    file: Annotated[str, Field(description="The path as given in `files`.")]
+    resource: Annotated[str | None, Field(description="Block address, e.g. aws_s3_bucket.logs.")]
+    rule: Annotated[str | None, Field(description="Rule id (OPS-S003...); null for LLM findings.")]
+    source: Literal["rules", "llm"]
+
+
+class ReviewJSON(TypedDict):
+    """Findings grouped by category, sorted by file and line (``opsmith review --json``)."""
+
+    security: list[FindingJSON]
+    cost: list[FindingJSON]
+    correctness: list[FindingJSON]
+
+
+class CollectionJSON(TypedDict):
+    name: str
+    points: Annotated[int, Field(description="Number of chunks.")]
+    embedder: str | None
+    dimension: int | None
+
+
+class CollectionsResult(TypedDict):
+    """The collections in the store (``opsmith collections list --json``)."""
+
+    location: Annotated[str, Field(description="Local index folder or Qdrant server URL.")]
+    default_collection: Annotated[str, Field(description="The collection tools use when none is given.")]
+    collections: list[CollectionJSON]
+
+
+# The warm state ---------------------------------------------------------------------------------
+
+
+class Backend:
+    """What the tools share for the server's lifetime.
+
+    The embedder, the store and the chat model are each built on first use and kept, so
+    only the first call pays for loading them; one that fails to load is tried again on the
+    next call. Calls that touch the store or the embedder run one at a time: local-mode
+    Qdrant and the ONNX session are not meant to be shared across threads.
+
+    Args:
+        settings: Settings for everything; ``settings.collection`` is the default collection.
+        chat_model: The LLM to use instead of the one ``settings.provider`` names (tests pass
+            :class:`~opsmith.testing.FakeChatModel` here).
+    """
+
+    def __init__(self, settings: Settings, *, chat_model: ChatModel | None = None) -> None:
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._embedder: Embedder | None = None
+        self._store: QdrantStore | None = None
+        self._chat_model = chat_model
+        self._chat_model_ready = chat_model is not None
+
+    @property
+    def collection(self) -> str:
+        return self.settings.collection
+
+    def store(self) -> QdrantStore:
+        with self._lock:
+            if self._store is None:
+                from opsmith.rag.store import open_store
+
+                self._store = open_store(self.settings)
+            return self._store
+
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                from opsmith.rag.embedder import load_embedder
+
+                self._embedder = load_embedder(self.settings)
+            return self._embedder
+
+    def chat_model(self) -> ChatModel | None:
+        """The configured LLM, or None for ``provider = none``; a missing key raises ConfigError."""
+        with self._lock:
+            if not self._chat_model_ready:
+                from opsmith.llm.registry import get_chat_model
+
+                self._chat_model = get_chat_model(self.settings)
+                self._chat_model_ready = True
+            return self._chat_model
+
+    def search(self, query: str, *, k: int, collection: str | None = None) -> SearchResult:
+        with self._lock:
+            name = collection or self.collection
+            hits = self._retriever(name).search(query, k=k)
+        results: list[SearchHit] = [
+            {
+                "source": h.chunk.source,
+                "heading": h.chunk.heading,
+                "start_line": h.chunk.start_line,
+                "end_line": h.chunk.end_line,
+                "score": round(h.score, 4),
+                "relevance": round(h.relevance, 4),
+                "text": h.chunk.text,
+            }
+            for h in hits
+        ]
+        return {"query": query, "collection": name, "mode": self.settings.retrieval_mode, "results": results}
+
+    def ask(self, question: str, *, collection: str | None = None) -> Answer:
+        from opsmith.errors import EmptyQuestionError
+        from opsmith.llm.calllog import CallLog
+        from opsmith.rag.answer import answer_question
+
+        if not question.strip():
+            raise EmptyQuestionError()
+        settings = self.settings
+        # Provider settings are checked before the index is touched, as `opsmith ask` does.
+        chat_model = self.chat_model()
+        with self._lock:
+            return answer_question(
+                question,
+                retriever=self._retriever(collection or self.collection),
+                chat_model=chat_model,
+                k=settings.top_k,
+                refusal_threshold=settings.refusal_threshold,
+                max_tokens=settings.llm_max_tokens,
+                log=CallLog.for_settings(settings) if chat_model is not None else None,
+            )
+
+    def review(self, files: Mapping[str, str]) -> ReviewResult:
+        from opsmith.review import review_files
+
+        chat_model = self.chat_model()
+        return review_files(files, settings=self.settings, chat_model=chat_model, use_llm=chat_model is not None)
+
+    def collections(self) -> CollectionsResult:
+        with self._lock:
+            store = self.store()
+            rows = store.collections()
+        return {
+            "location": store.location,
+            "default_collection": self.collection,
+            "collections": [
+                {"name": c.name, "points": c.points, "embedder": c.embedder, "dimension": c.dimension} for c in rows
+            ],
+        }
+
+    def runbooks(self) -> list[tuple[str, int]]:
+        """(source, chunk count) of every runbook in the default collection; none when it is missing."""
+        with self._lock:
+            store = self.store()
+            if store.info(self.collection) is None:
+                return []
+            states = store.file_states(self.collection)
+        return [(source, max(v.chunk_count for v in versions.values())) for source, versions in sorted(states.items())]
+
+    def runbook_text(self, collection: str, source: str) -> str:
+        """The indexed text of one runbook: its chunks in order, overlaps removed."""
+        from opsmith.rag.answer import _join_overlapping
+
+        with self._lock:
+            store = self.store()
+            store.require(collection)
+            chunks = _one_version(store.chunks(collection, source))
+        if not chunks:
+            raise ResourceNotFoundError(
+                f"No runbook '{source}' in collection '{collection}' — list the server's resources for the"
+                f" indexed sources, or run `opsmith ingest PATH --collection {collection}` to index it"
+            )
+        text = chunks[0].text.strip("\n")
+        for chunk in chunks[1:]:
+            text = _join_overlapping(text, chunk.text.strip("\n"))
+        return text + "\n"
+
+    def close(self) -> None:
+        """Close the store (releasing the local index) and the chat model's connections."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            close = getattr(self._chat_model, "close", None)
+            if callable(close):
+                close()
+            self._chat_model, self._chat_model_ready = None, False
+
+    def _retriever(self, collection: str) -> Retriever:
+        from opsmith.rag.retrieve import Retriever
+
+        # Built per call (one metadata read): it checks the collection still exists and picks
+        # up fresh term statistics when another process re-ingests into a Qdrant server.
+        settings = self.settings
+        return Retriever(
+            self.embedder(), self.store(), collection, settings.retrieval_mode, settings.hybrid_sparse_weight
+        )
+
+
+def _one_version(chunks: list[StoredChunk]) -> list[StoredChunk]:
+    # An interrupted re-ingest can leave two versions of a file; show the complete one.
+    versions: dict[str, list[StoredChunk]] = {}
+    for chunk in chunks:
+        versions.setdefault(chunk.file_sha256, []).append(chunk)
+    if len(versions) <= 1:
+        return chunks
+    complete = [group for group in versions.values() if len(group) == group[0].chunk_count]
+    return max(complete or list(versions.values()), key=len)
+
+
+# Tool results -------------------------------------------------------------------------------------
+
+
+def _as_json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _result(data: Mapping[str, Any], *notes: str) -> CallToolResult:
+    content: list[ContentBlock] = [TextContent(text=_as_json(data)), *(TextContent(text=note) for note in notes)]
+    return CallToolResult(content=content, structured_content=dict(data))
+
+
+def _guarded(call: Callable[[], CallToolResult]) -> CallToolResult:
+    """Run a tool body; a user error becomes ``isError`` with the CLI's one-line message."""
+    try:
+        return call()
+    except OpsmithError as exc:
+        return CallToolResult(content=[TextContent(text=str(exc))], is_error=True)
+
+
+# The server ---------------------------------------------------------------------------------------
+
+
+class OpsmithMCPServer(MCPServer[Any]):
+    """An :class:`MCPServer` whose resource list also holds every indexed runbook."""
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(
+            name="opsmith",
+            title="opsmith",
+            description="Runbook Q&A with citations and Terraform review.",
+            instructions=INSTRUCTIONS,
+            version=__version__,
+            log_level="WARNING",
+        )
+        self.backend = backend
+
+    async def list_resources(self) -> list[Resource]:
+        listed = await super().list_resources()
+        try:
+            runbooks = await anyio.to_thread.run_sync(self.backend.runbooks)
+        except OpsmithError as exc:
+            raise MCPError(code=INTERNAL_ERROR, message=str(exc)) from exc
+        collection = self.backend.collection
+        return [
+            *listed,
+            *(
+                Resource(
+                    uri=runbook_uri(collection, source),
+                    name=source,
+                    title=source,
+                    description=f"Runbook '{source}' in collection '{collection}' ({chunks} chunks), as indexed.",
+                    mime_type="text/markdown",
+                )
+                for source, chunks in runbooks
+            ),
+        ]
+
+
+def runbook_uri(collection: str, source: str) -> str:
+    """The resource URI of one indexed runbook (``opsmith://runbooks/db/disk-full.md``)."""
+    return _TEMPLATE.expand({"collection": collection, "source": source})
+
+
+def create_server(settings: Settings, *, backend: Backend | None = None) -> OpsmithMCPServer:
+    """The opsmith MCP server, ready to run on any transport; nothing heavy is loaded yet.
+
+    Args:
+        settings: Settings; ``settings.collection`` is the collection tools use by default.
+        backend: Shared warm state (one is made from ``settings`` when omitted). The caller
+            closes it, ``server.backend.close()``, when the server stops.
+
+    Returns:
+        An :class:`OpsmithMCPServer` with the four tools, the runbook resources and ``GET /healthz``
+        (for the HTTP transport).
+    """
+    state = backend or Backend(settings)
+    server = OpsmithMCPServer(state)
+
+    @server.tool(title="Search runbooks", annotations=_READ_ONLY)
+    def search_runbooks(
+        query: Annotated[
+            str, Field(min_length=1, description="What to look for: an alert, symptom, service, command.")
+        ],
+        k: Annotated[int, Field(ge=1, le=100, description="How many chunks to return.")] = 5,
+        collection: Annotated[
+            str | None, Field(description="Collection to search; the server's default collection when omitted.")
+        ] = None,
+    ) -> Annotated[CallToolResult, SearchResult]:
+        """Search the indexed runbooks and return the best-matching chunks, best first, each with its source
+        file, heading path, line range, scores and full text. Use it to see what the runbooks say about an
+        alert, service or command; use ask_runbooks for a grounded answer with citations."""
+        return _guarded(lambda: _result(state.search(query, k=k, collection=collection)))
+
+    @server.tool(title="Ask the runbooks", annotations=_READ_ONLY)
+    def ask_runbooks(
+        question: Annotated[str, Field(min_length=1, description="The question, in plain words.")],
+        collection: Annotated[
+            str | None, Field(description="Collection to answer from; the server's default collection when omitted.")
+        ] = None,
+    ) -> Annotated[CallToolResult, AskResult]:
+        """Answer an operational question from the indexed runbooks only, with numbered citations [n] to
+        source, heading and lines. refused=true means no runbook covers the question: say so rather than
+        answer from general knowledge. With no LLM configured on the server, the answer quotes the best
+        passages verbatim. Cited sources can be read as resources opsmith://{collection}/{source}."""
+
+        def run() -> CallToolResult:
+            answer = state.ask(question, collection=collection)
+            data = answer.to_dict()
+            if answer.error:
+                # As the CLI: the answer (quoting passages instead) and the failure's one line.
+                content: list[ContentBlock] = [TextContent(text=answer.error), TextContent(text=_as_json(data))]
+                return CallToolResult(content=content, structured_content=data, is_error=True)
+            return _result(data)
+
+        return _guarded(run)
+
+    @server.tool(title="Review Terraform", annotations=_READ_ONLY)
+    def review_terraform(
+        files: Annotated[
+            dict[str, str],
+            Field(
+                min_length=1,
+                description=(
+                    'Terraform files as {relative path: file content}, e.g. {"main.tf": "resource ..."}. '
+                    "Pass every file of the module (variables.tf, outputs.tf...) so references resolve. "
+                    "Paths must be relative and stay inside the module ('..' is refused); files not ending "
+                    "in .tf are ignored."
+                ),
+            ),
+        ],
+    ) -> Annotated[CallToolResult, ReviewJSON]:
+        """Review Terraform for security, cost and correctness problems with opsmith's deterministic rules
+        (offline), plus an LLM reviewer when the server has an LLM provider configured. Returns findings
+        grouped as {security, cost, correctness}; each has severity (critical or warning), file, line,
+        issue, fix, the resource address and the rule id."""
+
+        def run() -> CallToolResult:
+            result = state.review(files)
+            notes = [f"skipped {s.path}: {s.reason}" for s in result.skipped] + list(result.warnings)
+            counts = result.counts()
+            summary = f"{len(result.findings)} findings ({counts['critical']} critical, {counts['warning']} warning)"
+            return _result(result.to_dict(), summary, *notes)
+
+        return _guarded(run)
+
+    @server.tool(title="List collections", annotations=_READ_ONLY)
+    def list_collections() -> Annotated[CallToolResult, CollectionsResult]:
+        """List the runbook collections in opsmith's index, with chunk counts and embedders, and the
+        collection the other tools use by default."""
+        return _guarded(lambda: _result(state.collections()))
+
+    @server.resource(
+        RESOURCE_TEMPLATE,
+        name="runbook",
+        title="Indexed runbook",
+        description="The indexed text of one runbook (its chunks in order), as cited by ask_runbooks.",
+        mime_type="text/markdown",
+    )
+    def read_runbook(collection: str, source: str) -> str:
+        try:
+            return state.runbook_text(collection, source)
+        except CollectionNotFoundError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+        except OpsmithError as exc:
+            raise ResourceError(str(exc)) from exc
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    server.custom_route("/healthz", methods=["GET"])(healthz)  # the SDK's decorator is untyped
+
+    return server
+
+
+Transport = Literal["stdio", "http"]
+
+
+def run_server(
+    settings: Settings, *, transport: Transport = "stdio", host: str = "127.0.0.1", port: int = 8080
+) -> None:
+    """Serve until the client disconnects (stdio) or the process is stopped (http, at ``/mcp``)."""
+    server = create_server(settings)
+    try:
+        if transport == "stdio":
+            server.run("stdio")
+        else:
+            server.run("streamable-http", host=host, port=port)
+    finally:
+        server.backend.close()
