@@ -28,7 +28,7 @@ RUN pip install --index-url "${TORCH_INDEX_URL}" "${TORCH_SPEC}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install . && opsmith --help > /dev/null
+RUN pip install ".[rag,mcp]" && opsmith --help > /dev/null
 
 # ---- runtime: the virtualenv, a non-root user and a data volume ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
