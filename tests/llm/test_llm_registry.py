@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -116,6 +117,12 @@ def test_env_vars_are_honoured(monkeypatch: pytest.MonkeyPatch, local_server: tu
     assert received[0]["body"]["max_tokens"] == 77
 
 
-def test_local_hf_is_not_available_yet() -> None:
-    with pytest.raises(ConfigError, match="local_hf provider arrives with the fine-tuning work"):
+def test_local_hf_without_a_model_path_is_a_config_error() -> None:
+    # Building a real local model is covered in test_local_hf.py.
+    with pytest.raises(ConfigError, match="local_hf needs a model folder — set OPSMITH_MODEL or pass --model PATH"):
         get_chat_model(load_settings(provider="local_hf"))
+
+
+def test_local_hf_with_a_missing_path_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="Model path not found"):
+        get_chat_model(load_settings(provider="local_hf", model=str(tmp_path / "nope")))

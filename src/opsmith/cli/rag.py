@@ -29,7 +29,10 @@ Mode = Literal["hybrid", "dense", "sparse"]
 Provider = Literal["none", "anthropic", "openai", "local_hf"]
 ModeOpt = Annotated[Mode | None, typer.Option("--mode", help="Retrieval mode: hybrid (default), dense or sparse.")]
 ProviderOpt = Annotated[
-    Provider | None, typer.Option("--provider", help="none (extractive), anthropic or openai.", show_choices=True)
+    Provider | None,
+    typer.Option(
+        "--provider", help="none (extractive), anthropic, openai or local_hf (with --model PATH).", show_choices=True
+    ),
 ]
 
 
@@ -127,6 +130,9 @@ def ask(
     provider: ProviderOpt = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name for the provider.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
+    adapter: Annotated[
+        Path | None, typer.Option("--adapter", help="LoRA adapter folder for --provider local_hf.")
+    ] = None,
     qdrant_url: QdrantUrlOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -145,6 +151,7 @@ def ask(
         provider=provider,
         model=model,
         base_url=base_url,
+        adapter=adapter,
     )
     # Provider settings are checked before the index is opened, so a missing key fails fast.
     chat_model = get_chat_model(settings)

@@ -16,6 +16,8 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+#: Standard deviation of the output layer's random init (see the comment in build_tiny_llama).
+LM_HEAD_INIT_STD = 0.1
 
 _DEFAULT_TEXT = [
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
@@ -86,5 +88,11 @@ def build_tiny_llama(
         tie_word_embeddings=False,
     )
     model = LlamaForCausalLM(config)
+    # The final RMSNorm fixes the hidden state's norm at sqrt(hidden_size), so with the usual 0.02
+    # init the output layer caps every logit near ±1.3: the model could never become confident, and
+    # a LoRA adapter (which cannot touch lm_head under TRL's fused loss) could not memorise anything.
+    # A wider output layer gives it the headroom a pretrained model has.
+    with torch.no_grad():
+        model.lm_head.weight.normal_(mean=0.0, std=LM_HEAD_INIT_STD)
     model.save_pretrained(output)
     return output

@@ -16,14 +16,22 @@ def get_chat_model(settings: Settings) -> ChatModel | None:
     """Build the chat model for ``settings.provider``, or None for ``none`` (offline, extractive).
 
     Reads the key from the env var named by ``settings.resolved_key_env`` at call time.
-    Raises :class:`ConfigError` when a hosted provider has no key or the provider is not
-    available yet. Provider modules are imported here, on demand.
+    Raises :class:`ConfigError` when a hosted provider has no key, or ``local_hf`` has no
+    model path or cannot load it. Provider modules are imported here, on demand.
     """
     provider = settings.provider
     if provider == "none":
         return None
     if provider == "local_hf":
-        raise ConfigError("local_hf provider arrives with the fine-tuning work — use anthropic, openai or none")
+        if not settings.model:
+            raise ConfigError(
+                "local_hf needs a model folder — set OPSMITH_MODEL or pass --model PATH"
+                " (the base model; the LoRA adapter goes in OPSMITH_ADAPTER / --adapter)"
+            )
+        # Imports torch and transformers: only now, when a local model is really wanted.
+        from opsmith.llm.local_hf import LocalHFChatModel
+
+        return LocalHFChatModel(settings.model, settings.adapter, max_tokens=settings.llm_max_tokens)
 
     model = settings.resolved_model
     base_url = settings.resolved_base_url
@@ -72,4 +80,4 @@ def get_chat_model(settings: Settings) -> ChatModel | None:
             key_env=env,
         )
 
-    raise ConfigError(f"Unknown provider {provider!r} — set OPSMITH_PROVIDER to none, anthropic or openai")
+    raise ConfigError(f"Unknown provider {provider!r} — set OPSMITH_PROVIDER to none, anthropic, openai or local_hf")
