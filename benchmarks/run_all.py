@@ -19,6 +19,8 @@ SCRIPTS = [
     "cold_start.py",
     "review_speed.py",
     "review_quality.py",
+    "finetune_validate_speed.py",
+    "finetune_throughput.py",
 ]
 
 
