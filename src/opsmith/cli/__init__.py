@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from opsmith.cli import doctor, evaluate, finetune, logs, mcp, prompt, rag, review
+from opsmith.cli import advise, compare, doctor, evaluate, finetune, logs, mcp, prompt, rag, review
 from opsmith.cli._output import fail_line
 from opsmith.errors import OpsmithError
 
@@ -33,6 +33,8 @@ app.add_typer(finetune.app, name="finetune")
 doctor.register(app)
 review.register(app)
 mcp.register(app)
+compare.register(app)
+advise.register(app)
 
 
 #: Top-level modules of the optional stacks, and the extra that installs each.

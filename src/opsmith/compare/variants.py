@@ -1,0 +1,137 @@
+"""The four ways of answering that ``compare`` measures, and the offline demo model.
+
+* ``prompt``: a system prompt and the question, no retrieval.
+* ``rag``: :func:`~opsmith.rag.answer.answer_question` (retrieval + grounded prompt).
+* ``finetuned``: like ``prompt``, with the fine-tuned model.
+* ``rag+finetuned``: like ``rag``, with the fine-tuned model.
+
+Every variant sees the same question text; a format-sensitive item (JSON-schema reference)
+appends the same "reply with JSON matching this schema" instruction for all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opsmith.compare.evalset import EvalItem
+from opsmith.compare.metrics import is_refusal
+from opsmith.llm._base import ChatModel, Message
+
+if TYPE_CHECKING:
+    from opsmith.rag.retrieve import Retriever
+    from opsmith.testing import FakeChatModel
+
+VARIANTS = ("prompt", "rag", "finetuned", "rag+finetuned")
+#: Bump when PROMPT_SYSTEM or the question wording changes: it is part of the cache key.
+PROMPT_VERSION = 1
+PROMPT_SYSTEM = (
+    "You are an on-call assistant for a DevOps/SRE team. Answer the question briefly and precisely, "
+    'with exact commands where they help. If you do not know the answer, say "I don\'t know".'
+)
+DEMO_LABEL = "demo (fake provider)"
+DEMO_UNSURE = "I am not sure; check the service dashboards."
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named way of answering: a chat model, with or without retrieval."""
+
+    name: str
+    model: ChatModel
+    rag: bool
+    finetuned: bool = False
+
+
+def item_prompt(item: EvalItem) -> str:
+    """The question as every variant sees it."""
+    if item.json_schema is None:
+        return item.question
+    schema = json.dumps(item.json_schema, sort_keys=True)
+    return f"{item.question}\n\nReply with only a JSON object that matches this JSON schema: {schema}"
+
+
+def run_item(
+    variant: Variant, item: EvalItem, *, retriever: Retriever | None, k: int, refusal_threshold: float = 1.0
+) -> dict[str, Any]:
+    """Answer ``item`` with ``variant``; the raw result the metrics and the cache work from."""
+    question = item_prompt(item)
+    if variant.rag:
+        from opsmith.rag.answer import answer_question
+
+        if retriever is None:
+            raise ValueError(f"variant {variant.name!r} needs a retriever")
+        answer = answer_question(
+            question, retriever=retriever, chat_model=variant.model, k=k, refusal_threshold=refusal_threshold
+        )
+        return {
+            "text": answer.answer,
+            "refused": answer.refused,
+            "retrieved": [c.source for c in answer.retrieved],
+            "latency_ms": answer.timings_ms["total"],
+            "input_tokens": answer.usage.get("input_tokens", 0),
+            "output_tokens": answer.usage.get("output_tokens", 0),
+            "error": answer.error,
+        }
+    started = time.perf_counter()
+    response = variant.model.complete(
+        [Message("system", PROMPT_SYSTEM), Message("user", question)], max_tokens=1024, temperature=0.0
+    )
+    return {
+        "text": response.text,
+        "refused": is_refusal(response.text),
+        "retrieved": [],
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        "input_tokens": response.usage.input_tokens,
+        "output_tokens": response.usage.output_tokens,
+        "error": None,
+    }
+
+
+_EXCERPT = re.compile(r"<excerpt[^>]*>\n(.*?)\n</excerpt>", re.DOTALL)
+_SCHEMA = re.compile(r"matches this JSON schema: (\{.*\})\s*$", re.DOTALL)
+
+
+def demo_reply(messages: list[Message]) -> str:
+    """What the offline demonstration model says (see :func:`demo_model`)."""
+    user = messages[-1].content
+    excerpts = _EXCERPT.findall(user)
+    schema = _SCHEMA.search(user.split("\n\nAnswer from the excerpts only")[0])
+    if not excerpts:
+        return DEMO_UNSURE
+    lines = [line for line in excerpts[0].splitlines() if line.strip()]
+    if schema is not None:
+        return json.dumps(_fill(json.loads(schema.group(1)), " ".join(lines)))
+    return "\n\n".join(f"{text.strip()} [{n}]" for n, text in enumerate(excerpts, start=1))
+
+
+def _fill(schema: dict[str, Any], text: str) -> Any:
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: _fill(props.get(name, {}), text) for name in schema.get("required", list(props))}
+    if kind == "array":
+        return [_fill(schema.get("items", {}), text)] * max(1, int(schema.get("minItems", 1)))
+    if kind in {"integer", "number"}:
+        return int(schema.get("minimum", 1))
+    if kind == "boolean":
+        return True
+    return text[:200] or "n/a"
+
+
+def demo_model(model: str = "demo") -> FakeChatModel:
+    """An offline DEMONSTRATION chat model, not a language model.
+
+    With runbook excerpts in the prompt it quotes the excerpts, citing each
+    [n] (for a JSON-schema item it fills a JSON object that validates); without excerpts it
+    says it is not sure. So RAG variants "know" what retrieval brings and prompt-only ones
+    know nothing: enough to exercise every part of ``compare`` without a provider.
+    """
+    from opsmith.testing import FakeChatModel
+
+    return FakeChatModel(reply=demo_reply, model=model)
