@@ -332,3 +332,15 @@ def test_llm_answers_are_written_to_the_call_log(retriever: Retriever, tmp_path:
     details = log.get(call["id"])
     assert details is not None
     assert details["attempt_log"][0]["raw_output"] == "Free space with `pg_archivecleanup` [1]."
+
+
+def test_instructions_reach_the_model_but_not_retrieval(retriever: Retriever) -> None:
+    fake = FakeChatModel(['{"ok": true}'])
+    plain = answer_question(DISK_QUESTION, retriever=retriever)
+    result = answer_question(
+        DISK_QUESTION, retriever=retriever, chat_model=fake, instructions="Reply with only a JSON object."
+    )
+    user = fake.calls[0]["messages"][-1].content
+    assert user.rstrip().endswith("Reply with only a JSON object.")
+    assert result.support == plain.support  # refusal is decided on the question alone
+    assert [c.source for c in result.retrieved] == [c.source for c in plain.retrieved]

@@ -46,12 +46,18 @@ class Variant:
     finetuned: bool = False
 
 
-def item_prompt(item: EvalItem) -> str:
-    """The question as every variant sees it."""
+def format_instructions(item: EvalItem) -> str | None:
+    """The output format a JSON-schema item asks for; None for free-text items."""
     if item.json_schema is None:
-        return item.question
+        return None
     schema = json.dumps(item.json_schema, sort_keys=True)
-    return f"{item.question}\n\nReply with only a JSON object that matches this JSON schema: {schema}"
+    return f"Reply with only a JSON object that matches this JSON schema: {schema}"
+
+
+def item_prompt(item: EvalItem) -> str:
+    """The question as every variant sees it (with the format instructions, if any)."""
+    instructions = format_instructions(item)
+    return item.question if instructions is None else f"{item.question}\n\n{instructions}"
 
 
 def run_item(
@@ -64,8 +70,14 @@ def run_item(
 
         if retriever is None:
             raise ValueError(f"variant {variant.name!r} needs a retriever")
+        # Retrieval and refusal see the bare question; the format goes to the model only.
         answer = answer_question(
-            question, retriever=retriever, chat_model=variant.model, k=k, refusal_threshold=refusal_threshold
+            item.question,
+            retriever=retriever,
+            chat_model=variant.model,
+            k=k,
+            refusal_threshold=refusal_threshold,
+            instructions=format_instructions(item),
         )
         return {
             "text": answer.answer,
@@ -91,7 +103,8 @@ def run_item(
     }
 
 
-_EXCERPT = re.compile(r"<excerpt[^>]*>\n(.*?)\n</excerpt>", re.DOTALL)
+# Attributes sit on the opening line; a heading path contains ">" itself, so match to the newline.
+_EXCERPT = re.compile(r"<excerpt n=\"\d+\"[^\n]*>\n(.*?)\n</excerpt>", re.DOTALL)
 _SCHEMA = re.compile(r"matches this JSON schema: (\{.*\})\s*$", re.DOTALL)
 
 
@@ -99,7 +112,7 @@ def demo_reply(messages: list[Message]) -> str:
     """What the offline demonstration model says (see :func:`demo_model`)."""
     user = messages[-1].content
     excerpts = _EXCERPT.findall(user)
-    schema = _SCHEMA.search(user.split("\n\nAnswer from the excerpts only")[0])
+    schema = _SCHEMA.search(user)
     if not excerpts:
         return DEMO_UNSURE
     lines = [line for line in excerpts[0].splitlines() if line.strip()]

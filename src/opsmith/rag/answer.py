@@ -91,16 +91,23 @@ def _escape(text: str) -> str:
     return text.replace("</excerpt", "<\\/excerpt").replace("<excerpt", "<\\excerpt")
 
 
-def build_messages(question: str, hits: Sequence[Hit]) -> list[Message]:
-    """The grounded prompt: system rules, then numbered excerpts and the question."""
+def build_messages(
+    question: str, context: Sequence[Hit | Passage], *, instructions: str | None = None
+) -> list[Message]:
+    """The grounded prompt: system rules, then numbered excerpts, the question and any output
+    ``instructions`` (a required format, say)."""
     parts = ["Runbook excerpts:", ""]
-    for number, hit in enumerate(hits, start=1):
-        c = hit.chunk
+    for number, item in enumerate(context, start=1):
+        passage = item if isinstance(item, Passage) else Passage(item, [item.chunk])
+        first = passage.chunks[0]
+        end_line = max(c.end_line for c in passage.chunks)
         parts.append(
-            f'<excerpt n="{number}" source="{_escape(c.source)}" heading="{_escape(c.heading)}" '
-            f'lines="{c.start_line}-{c.end_line}">\n{_escape(c.text)}\n</excerpt>'
+            f'<excerpt n="{number}" source="{_escape(first.source)}" heading="{_escape(first.heading)}" '
+            f'lines="{first.start_line}-{end_line}">\n{_escape(passage.text)}\n</excerpt>'
         )
     parts += ["", f"Question: {question.strip()}", "", "Answer from the excerpts only, citing [n]."]
+    if instructions:
+        parts += ["", instructions.strip()]
     return [Message("system", SYSTEM_PROMPT), Message("user", "\n".join(parts))]
 
 
@@ -190,19 +197,21 @@ def select_passages(
     *,
     passages: int = 2,
     max_chunks: int = 3,
+    expand: int | None = None,
 ) -> list[Passage]:
-    """The best ``passages`` hits, from the best hit's runbook first, each followed by the next
-    chunk of its runbook. A runbook's explanation and the commands that go with it often land in
-    neighbouring chunks; on both evaluation sets this finds the needed commands far more often
-    than quoting more hits (see docs/benchmarks.md)."""
+    """The best ``passages`` hits, from the best hit's runbook first, the first ``expand`` of them
+    (default: all) followed by the next chunk of their runbook. A runbook's explanation and the
+    commands that go with it often land in neighbouring chunks; on both evaluation sets this finds
+    the needed commands far more often than quoting more hits (see docs/benchmarks.md)."""
     if not hits:
         return []
     top_source = hits[0].chunk.source
     ordered = [h for h in hits if h.chunk.source == top_source] + [h for h in hits if h.chunk.source != top_source]
     chosen = ordered[:passages]
+    expanded = chosen[: len(chosen) if expand is None else expand]
     wanted = [
         chunk_point_id(h.chunk.source, h.chunk.file_sha256, h.chunk.chunk_index + 1)
-        for h in chosen
+        for h in expanded
         if h.chunk.chunk_index + 1 < h.chunk.chunk_count
     ]
     following = {c.point_id: c for c in (fetch(wanted) if fetch and wanted else [])}
@@ -251,6 +260,7 @@ def answer_question(
     extract_passages: int = 2,
     on_delta: Callable[[str], None] | None = None,
     log: CallLog | None = None,
+    instructions: str | None = None,
 ) -> Answer:
     """Retrieve for ``question`` and answer it from the runbooks only.
 
@@ -262,6 +272,8 @@ def answer_question(
         refusal_threshold: refuse when :func:`support` is below this.
         on_delta: called with each streamed piece of the LLM answer, if given.
         log: where to record the LLM call (``opsmith logs`` reads it back), if given.
+        instructions: output instructions for the LLM (a format, a schema); unlike the question,
+            they take no part in retrieval or in the refusal decision.
 
     Returns:
         An :class:`Answer`. Provider failures do not raise: the answer then holds the
@@ -317,7 +329,10 @@ def answer_question(
         chosen = select_passages(hits, fetch, passages=extract_passages)
         return finish(extractive_answer(chosen), False, [p.citation(n) for n, p in enumerate(chosen, start=1)])
 
-    messages = build_messages(question, hits)
+    # The same small-to-big context as the extractive answer: each retrieved chunk of the best
+    # runbook brings the chunk after it, where the commands that go with an explanation usually are.
+    context = select_passages(hits, fetch, passages=len(hits), max_chunks=len(hits) + 2, expand=2)
+    messages = build_messages(question, context, instructions=instructions)
     call_id = (
         log.start(
             provider=chat_model.provider,
@@ -351,8 +366,8 @@ def answer_question(
     usage = {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens}
     if NOT_FOUND_MARKER in response.text:
         return finish(REFUSAL, True, [], usage=usage)
-    valid, unknown = parse_citations(response.text, len(hits))
-    cited = [_citation(hits[n - 1], n) for n in valid]
+    valid, unknown = parse_citations(response.text, len(context))
+    cited = [context[n - 1].citation(n) for n in valid]
     return finish(_strip_unknown(response.text, unknown).strip(), False, cited, dropped=unknown, usage=usage)
 
 
