@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -411,3 +411,29 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+class HTTPChatModelBase:
+    """What every HTTP provider shares: its :class:`ProviderHTTP` client's settings and lifetime."""
+
+    _http: ProviderHTTP
+
+    @property
+    def timeout(self) -> float:
+        """Seconds per connect/read/write."""
+        return self._http.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt on transport errors, 429 and 5xx."""
+        return self._http.max_retries
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._http.close()

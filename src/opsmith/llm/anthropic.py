@@ -11,7 +11,7 @@ import httpx
 
 from opsmith.errors import ProviderError, ProviderRateLimitError, ProviderUnavailableError
 from opsmith.llm._base import ChatResponse, Message, StreamEvent, Usage
-from opsmith.llm._http import ProviderHTTP, as_dict, as_int
+from opsmith.llm._http import HTTPChatModelBase, ProviderHTTP, as_dict, as_int
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
@@ -30,7 +30,7 @@ def normalise_stop_reason(reason: Any) -> str:
     return _STOP_REASONS.get(reason, "other") if isinstance(reason, str) else "other"
 
 
-class AnthropicChatModel:
+class AnthropicChatModel(HTTPChatModelBase):
     """A :class:`~opsmith.llm.ChatModel` for Claude.
 
     Args:
@@ -86,26 +86,6 @@ class AnthropicChatModel:
 
     def __repr__(self) -> str:
         return f"AnthropicChatModel(model={self.model!r}, base_url={self.base_url!r})"
-
-    @property
-    def timeout(self) -> float:
-        """Seconds per connect/read/write."""
-        return self._http.timeout
-
-    @property
-    def max_retries(self) -> int:
-        """Retries after the first attempt on transport errors, 429 and 5xx."""
-        return self._http.max_retries
-
-    def __enter__(self) -> AnthropicChatModel:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the underlying connection pool."""
-        self._http.close()
 
     def complete(
         self,

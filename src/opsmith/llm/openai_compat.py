@@ -16,7 +16,7 @@ import httpx
 
 from opsmith.errors import ProviderError
 from opsmith.llm._base import ChatResponse, Message, StreamEvent, Usage
-from opsmith.llm._http import ProviderHTTP, as_dict, as_int, error_detail
+from opsmith.llm._http import HTTPChatModelBase, ProviderHTTP, as_dict, as_int, error_detail
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_HOST = "api.openai.com"
@@ -37,7 +37,7 @@ def is_openai_host(base_url: str) -> bool:
         return False
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(HTTPChatModelBase):
     """A :class:`~opsmith.llm.ChatModel` for any OpenAI-compatible chat completions endpoint.
 
     Args:
@@ -93,26 +93,6 @@ class OpenAIChatModel:
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.model!r}, base_url={self.base_url!r})"
-
-    @property
-    def timeout(self) -> float:
-        """Seconds per connect/read/write."""
-        return self._http.timeout
-
-    @property
-    def max_retries(self) -> int:
-        """Retries after the first attempt on transport errors, 429 and 5xx."""
-        return self._http.max_retries
-
-    def __enter__(self) -> OpenAIChatModel:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the underlying connection pool."""
-        self._http.close()
 
     def complete(
         self,
