@@ -49,6 +49,8 @@ def test_rag_beats_prompt_only_on_real_retrieval(retriever: Retriever, items: li
     unanswerable = {i.id for i in items if not i.answerable}
     refused = {row["id"] for row in result.to_dict()["items"] if row["results"]["rag"]["refused"]}
     assert unanswerable <= refused
+    measured = result.diagnosis["answers"]["corpus_tokens"]
+    assert 10_000 < measured < 200_000  # the example runbooks, counted with the embedder's tokenizer
 
 
 def test_local_hf_finetuned_variant_runs(items: list[EvalItem], tmp_path: Path) -> None:

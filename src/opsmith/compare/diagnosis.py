@@ -51,8 +51,13 @@ def diagnose_item(item: EvalItem, results: dict[str, dict[str, Any]]) -> list[st
     return kinds
 
 
-def aggregate(per_item: dict[str, list[str]], items: list[EvalItem], best_score: float) -> dict[str, Any]:
-    """Counts and shares of each gap kind over answerable items, and the ``advise`` answers."""
+def aggregate(
+    per_item: dict[str, list[str]], items: list[EvalItem], best_score: float, *, corpus_tokens: int | None = None
+) -> dict[str, Any]:
+    """Counts and shares of each gap kind over answerable items, and the ``advise`` answers.
+
+    ``corpus_tokens`` is the measured size of the indexed runbooks, when there is an index, so
+    the tree's "does the knowledge fit in one prompt?" gate sees the real number."""
     answerable = [i for i in items if i.answerable]
     n = len(answerable) or 1
     counts = {kind: sum(kind in per_item.get(i.id, []) for i in answerable) for kind in KINDS}
@@ -68,6 +73,8 @@ def aggregate(per_item: dict[str, list[str]], items: list[EvalItem], best_score:
         "needs_citations": any(i.gold_sources for i in items),
         "labeled_examples": len(items),
     }
+    if corpus_tokens is not None:
+        answers["corpus_tokens"] = corpus_tokens
     return {
         "answerable": len(answerable),
         "counts": counts,

@@ -177,7 +177,7 @@ def compare(
     ]
     per_item = {i.id: diagnose_item(i, {n: raw[n][i.id] for n in names}) for i in items}
     best = max((m["score"] or 0.0) for m in metrics.values())
-    diagnosis = aggregate(per_item, list(items), best)
+    diagnosis = aggregate(per_item, list(items), best, corpus_tokens=_corpus_tokens(retriever))
     recommendation = recommend_from(diagnosis["answers"])
     rows = [
         {
@@ -213,3 +213,11 @@ def compare(
     notes = sorted({m["cost_note"] for m in metrics.values()})
     demo = any(v.model.provider == "fake" for v in variants)
     return CompareResult(metrics, comparisons, diagnosis, recommendation, rows, demo, forgetting, notes)
+
+
+def _corpus_tokens(retriever: Retriever | None) -> int | None:
+    """Tokens in the indexed collection (the embedder's tokenizer), or None without an index."""
+    if retriever is None:
+        return None
+    chunks = retriever.store.all_chunks(retriever.collection)
+    return sum(retriever.embedder.count_tokens(chunk.text) for chunk in chunks)
