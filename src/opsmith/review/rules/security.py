@@ -608,7 +608,10 @@ def lb_logging(module: Module) -> Iterator[Hit]:
 
 
 def _prod_databases(module: Module) -> Iterator[Block]:
+    """Production primaries: a read replica inherits protection and backups from its source."""
     for db in module.resources("aws_db_instance", "aws_rds_cluster"):
+        if db.kind == "aws_db_instance" and db.get("replicate_source_db"):
+            continue
         if environment_of(db, module) == "prod":
             yield db
 
@@ -625,8 +628,6 @@ def _prod_databases(module: Module) -> Iterator[Block]:
 def db_deletion_protection(module: Module) -> Iterator[Hit]:
     """A production aws_db_instance / aws_rds_cluster without deletion_protection = true."""
     for db in _prod_databases(module):
-        if db.kind == "aws_db_instance" and db.get("replicate_source_db"):
-            continue
         if not is_true(db.get("deletion_protection")):
             yield hit(
                 db,
@@ -647,8 +648,6 @@ def db_deletion_protection(module: Module) -> Iterator[Hit]:
 def db_backups(module: Module) -> Iterator[Hit]:
     """A production database with backups disabled (critical), under 7 days, or no final snapshot."""
     for db in _prod_databases(module):
-        if db.kind == "aws_db_instance" and db.get("replicate_source_db"):
-            continue
         days = as_int(db.get("backup_retention_period"))
         line = db.line_of("backup_retention_period")
         if days == 0:
