@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opsmith.compare.evalset import EvalItem
+from opsmith.rag.evaluate import dedupe
 
 #: A reply that says it does not know (used for replies that carry no ``refused`` flag).
 REFUSAL_PATTERN = re.compile(
@@ -94,11 +95,7 @@ def recall_at_k(retrieved: Sequence[str], gold: Iterable[str], k: int) -> float 
     wanted = set(gold)
     if not wanted:
         return None
-    top: list[str] = []
-    for source in retrieved:
-        if source not in top:
-            top.append(source)
-    return len(wanted & set(top[:k])) / len(wanted)
+    return len(wanted & set(dedupe(retrieved)[:k])) / len(wanted)
 
 
 def score_item(item: EvalItem, text: str, refused: bool) -> dict[str, Any]:
