@@ -4,7 +4,9 @@
 # needed), running as a non-root user. Build and run: see docs/integrations.md.
 #
 #   docker build -t opsmith .
-#   docker run --rm -p 8080:8080 -v opsmith-data:/data opsmith
+#   docker run --rm -p 8080:8080 -v opsmith-data:/data -e OPSMITH_API_TOKENS="$(openssl rand -hex 32)" opsmith
+#
+# The container binds 0.0.0.0, so bearer-token auth is on: it refuses to start without a token.
 #
 # Not built by CI: the machines that run this project's CI have no Docker engine.
 
@@ -28,7 +30,7 @@ RUN pip install --index-url "${TORCH_INDEX_URL}" "${TORCH_SPEC}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install ".[rag,mcp]" && opsmith --help > /dev/null
+RUN pip install ".[rag,mcp,serve]" && opsmith --help > /dev/null
 
 # ---- runtime: the virtualenv, a non-root user and a data volume ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -62,9 +64,9 @@ VOLUME ["/data"]
 EXPOSE 8080
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=4)"]
 
 ENTRYPOINT ["opsmith"]
-# `opsmith serve` (the HTTP API and web UI) arrives with the service work; until then the image
-# serves the MCP server over streamable HTTP at http://HOST:8080/mcp.
-CMD ["mcp", "--transport", "http", "--host", "0.0.0.0", "--port", "8080"]
+# The HTTP API, web UI and /metrics. For the MCP server instead:
+#   docker run ... opsmith mcp --transport http --host 0.0.0.0 --port 8080
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]

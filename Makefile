@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 DEMO_COLLECTION ?= demo
 
-.PHONY: install dev demo test lint bench clean
+.PHONY: install dev browser demo test lint bench openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,27 @@ demo: install
 	$(BIN)/opsmith ask "Checkout latency p99 is over 2 seconds, what should I look at first?" --collection $(DEMO_COLLECTION)
 	$(BIN)/opsmith ask "How do I rotate the TLS certificate on the mainframe batch gateway?" --collection $(DEMO_COLLECTION)
 
-test: dev
+# The web UI's end-to-end test drives Debian's Chromium (Playwright never downloads a browser).
+# CI runs as root and installs it; elsewhere the test is skipped until you install it.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "No /usr/bin/chromium: the browser test will be skipped (install it: sudo apt-get install chromium)"; \
+	  fi; }
+
+test: dev browser
 	$(BIN)/python -m pytest
 
 lint: dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+
+# The API description checked into docs/ (a test fails when it is stale).
+openapi: install
+	$(BIN)/python -c "import json; from opsmith.serve.app import openapi_document; print(json.dumps(openapi_document(), indent=2, ensure_ascii=False))" > docs/openapi.json
 
 bench: install
 	$(BIN)/pip install --quiet -e ".[bench]"

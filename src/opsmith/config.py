@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from opsmith.errors import ConfigError
 
@@ -109,6 +109,39 @@ class Settings(BaseSettings):
     )
     max_file_bytes: int = Field(20_000_000, gt=0, description="Files larger than this are skipped.")
 
+    # HTTP service (opsmith serve)
+    serve_host: str = Field("127.0.0.1", description="Address `opsmith serve` binds; 0.0.0.0 for all interfaces.")
+    serve_port: int = Field(8080, ge=1, le=65535, description="Port `opsmith serve` listens on.")
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens, comma-separated; TOKEN:read may not ingest. Secret: shown only as a count.",
+    )
+    api_auth: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: tokens required when any are set or the bind address is not loopback."
+    )
+    rate_limit_per_minute: int = Field(
+        120, ge=0, description="Requests per minute per token (per client IP without auth); 0 = off."
+    )
+    max_request_bytes: int = Field(25_000_000, gt=0, description="Largest request body accepted (uploads included).")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed by CORS, comma-separated; empty means CORS is off."
+    )
+    ingest_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Server folders POST /v1/ingest may read, comma-separated; empty means uploads only.",
+    )
+    alert_webhook_env: str | None = Field(
+        None, description="Name of the env var holding a Slack-compatible webhook URL for alert answers."
+    )
+
+    @field_validator("api_tokens", "cors_origins", "ingest_roots", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        # From the environment these are one comma-separated string; from TOML, a list or a string.
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -149,6 +182,8 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         data["llm_api_key"] = _secret_state(self.resolved_key_env)
         data["qdrant_api_key"] = _secret_state(self.qdrant_api_key_env)
+        data["api_tokens"] = f"<redacted: {len(self.api_tokens)} set>" if self.api_tokens else "not set"
+        data["alert_webhook"] = _secret_state(self.alert_webhook_env) if self.alert_webhook_env else "not set"
         data["config_file"] = str(config_path())
         return data
 

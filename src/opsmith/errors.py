@@ -10,11 +10,13 @@ one line and the HTTP API can return it as a problem document unchanged.
     ├── ConfigError                 bad or missing settings
     ├── InputError                  bad user input (paths, questions, files)
     │   ├── PathNotFoundError
+    │   ├── PathNotAllowedError     outside the folders the service may read
     │   └── EmptyQuestionError
     ├── StoreError                  the vector store
     │   ├── CollectionNotFoundError
     │   ├── EmbedderMismatchError
     │   ├── IndexLockedError
+    │   ├── SourceNotFoundError
     │   └── StoreUnavailableError
     ├── EmbedderError               the embedding model cannot be loaded
     ├── TemplateError               a prompt template is missing or invalid
@@ -26,6 +28,12 @@ one line and the HTTP API can return it as a problem document unchanged.
         ├── ProviderTimeoutError    no answer within the timeout, after retries
         ├── ProviderUnavailableError  unreachable or 5xx after retries
         └── ProviderResponseError   an answer we cannot use
+    ServiceError                    the HTTP service refuses a request (opsmith serve)
+    ├── AuthenticationError         no or unknown bearer token (401)
+    ├── PermissionDeniedError       the token may not use this route (403)
+    ├── RateLimitedError            the token's request budget is spent (429)
+    ├── RequestTooLargeError        the body is over the size limit (413)
+    └── JobNotFoundError            no background job with that id (404)
 """
 
 from __future__ import annotations
@@ -65,6 +73,12 @@ class PathNotFoundError(InputError):
         super().__init__(f"Path not found: {path} — check the spelling or pass an existing file or folder")
 
 
+class PathNotAllowedError(InputError):
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"Cannot ingest {path!r}: {reason}")
+
+
 class EmptyQuestionError(InputError):
     def __init__(self) -> None:
         super().__init__('The question is empty — pass some text, e.g. opsmith ask "why is etcd slow?"')
@@ -99,6 +113,16 @@ class IndexLockedError(StoreError):
         super().__init__(
             f"The local index at {path} is open in another opsmith process (Qdrant local mode is single-process)"
             " — stop the other process, or run a Qdrant server and set OPSMITH_QDRANT_URL"
+        )
+
+
+class SourceNotFoundError(StoreError):
+    def __init__(self, collection: str, source: str) -> None:
+        self.collection = collection
+        self.source = source
+        super().__init__(
+            f"No runbook '{source}' in collection '{collection}' — list the collection's sources for the"
+            f" indexed names, or run `opsmith ingest PATH --collection {collection}` to index it"
         )
 
 
@@ -170,3 +194,47 @@ class ProviderUnavailableError(ProviderError):
 
 class ProviderResponseError(ProviderError):
     pass
+
+
+class ServiceError(OpsmithError):
+    """The HTTP service refuses a request; the message goes back as the problem's ``detail``."""
+
+
+class AuthenticationError(ServiceError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"{reason} — send 'Authorization: Bearer TOKEN' with a token from OPSMITH_API_TOKENS on the server"
+        )
+
+
+class PermissionDeniedError(ServiceError):
+    def __init__(self, action: str) -> None:
+        super().__init__(
+            f"This token is read-only and cannot {action} — use a token listed without ':read' in OPSMITH_API_TOKENS"
+        )
+
+
+class RateLimitedError(ServiceError):
+    def __init__(self, limit: int, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            f"Rate limit of {limit} requests per minute reached — retry in {max(1, round(retry_after))} s"
+            " or raise OPSMITH_RATE_LIMIT_PER_MINUTE on the server"
+        )
+
+
+class RequestTooLargeError(ServiceError):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"Request body is larger than {limit:,} bytes — send fewer or smaller files,"
+            " or raise OPSMITH_MAX_REQUEST_BYTES on the server"
+        )
+
+
+class JobNotFoundError(ServiceError):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"No job '{job_id}' — jobs live in the server's memory until it restarts; list them with GET /v1/jobs"
+        )

@@ -87,7 +87,7 @@ def test_entrypoint_runs_an_existing_command_on_the_exposed_port(instructions: l
     port = argv[argv.index("--port") + 1]
     assert _args(instructions, "EXPOSE") == [port]
     (health,) = _args(instructions, "HEALTHCHECK")
-    assert f"127.0.0.1:{port}/healthz" in health
+    assert f"127.0.0.1:{port}/readyz" in health  # unhealthy until the embedder and index are loaded
     # The command parses with these arguments (without running the server).
     assert typer.main.get_command(app).get_command(None, argv[0]) is not None  # type: ignore[attr-defined]
 

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from opsmith.cli import advise, compare, doctor, evaluate, finetune, logs, mcp, prompt, rag, review
+from opsmith.cli import advise, compare, doctor, evaluate, finetune, logs, mcp, prompt, rag, review, serve
 from opsmith.cli._output import fail_line
 from opsmith.errors import OpsmithError
 
@@ -33,6 +33,7 @@ app.add_typer(finetune.app, name="finetune")
 doctor.register(app)
 review.register(app)
 mcp.register(app)
+serve.register(app)
 compare.register(app)
 advise.register(app)
 
@@ -58,6 +59,9 @@ EXTRAS = {
     ),
     **dict.fromkeys(("transformers", "peft", "trl", "accelerate", "datasets"), "train"),
     "mcp": "mcp",
+    **dict.fromkeys(
+        ("fastapi", "uvicorn", "prometheus_client", "multipart", "python_multipart", "sse_starlette"), "serve"
+    ),
 }
 
 

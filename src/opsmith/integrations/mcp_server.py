@@ -26,16 +26,16 @@ whose only text is ``str(err)``, the line the CLI prints; a failed resource read
 JSON-RPC error with the same message.
 
 The embedder, store and chat model are loaded on first use and kept for the server's
-lifetime (:class:`Backend`). In local mode Qdrant allows one process per index, so while the
-server runs, other ``opsmith`` commands on the same ``OPSMITH_HOME`` get ``IndexLockedError``.
+lifetime (:class:`opsmith.backend.Backend`, shared with ``opsmith serve``). In local mode
+Qdrant allows one process per index, so while the server runs, other ``opsmith`` commands on
+the same ``OPSMITH_HOME`` get ``IndexLockedError``.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -49,16 +49,9 @@ from starlette.responses import JSONResponse, Response
 from typing_extensions import TypedDict
 
 from opsmith import __version__
-from opsmith.config import RetrievalMode, Settings
-from opsmith.errors import CollectionNotFoundError, OpsmithError
-
-if TYPE_CHECKING:
-    from opsmith.llm import ChatModel
-    from opsmith.rag.answer import Answer
-    from opsmith.rag.embedder import Embedder
-    from opsmith.rag.retrieve import Retriever
-    from opsmith.rag.store import QdrantStore, StoredChunk
-    from opsmith.review import ReviewResult
+from opsmith.backend import Backend, CollectionJSON, CollectionsResult, SearchHit, SearchResult
+from opsmith.config import Settings
+from opsmith.errors import CollectionNotFoundError, OpsmithError, SourceNotFoundError
 
 __all__ = [
     "INSTRUCTIONS",
@@ -93,27 +86,6 @@ _READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempo
 
 
 # Output schemas: the JSON each tool returns (the CLI's --json shapes) --------------------------
-
-
-class SearchHit(TypedDict):
-    """One ranked chunk of a runbook."""
-
-    source: Annotated[str, Field(description="The runbook's path, relative to the folder that was ingested.")]
-    heading: Annotated[str, Field(description="Heading path of the chunk, e.g. 'Disk full > Diagnosis'.")]
-    start_line: int
-    end_line: int
-    score: Annotated[float, Field(description="Ranking score in the retrieval mode (RRF fusion for hybrid).")]
-    relevance: Annotated[float, Field(description="Cosine similarity to the query, comparable across modes.")]
-    text: str
-
-
-class SearchResult(TypedDict):
-    """The best chunks for a query, best first (``opsmith search --json``)."""
-
-    query: str
-    collection: str
-    mode: RetrievalMode
-    results: list[SearchHit]
 
 
 class CitationJSON(TypedDict):
@@ -164,193 +136,6 @@ class ReviewJSON(TypedDict):
     security: list[FindingJSON]
     cost: list[FindingJSON]
     correctness: list[FindingJSON]
-
-
-class CollectionJSON(TypedDict):
-    name: str
-    points: Annotated[int, Field(description="Number of chunks.")]
-    embedder: str | None
-    dimension: int | None
-
-
-class CollectionsResult(TypedDict):
-    """The collections in the store (``opsmith collections list --json``)."""
-
-    location: Annotated[str, Field(description="Local index folder or Qdrant server URL.")]
-    default_collection: Annotated[str, Field(description="The collection tools use when none is given.")]
-    collections: list[CollectionJSON]
-
-
-# The warm state ---------------------------------------------------------------------------------
-
-
-class Backend:
-    """What the tools share for the server's lifetime.
-
-    The embedder, the store and the chat model are each built on first use and kept, so
-    only the first call pays for loading them; one that fails to load is tried again on the
-    next call. Calls that touch the store or the embedder run one at a time: local-mode
-    Qdrant and the ONNX session are not meant to be shared across threads.
-
-    Args:
-        settings: Settings for everything; ``settings.collection`` is the default collection.
-        chat_model: The LLM to use instead of the one ``settings.provider`` names (tests pass
-            :class:`~opsmith.testing.FakeChatModel` here).
-    """
-
-    def __init__(self, settings: Settings, *, chat_model: ChatModel | None = None) -> None:
-        self.settings = settings
-        self._lock = threading.RLock()
-        self._embedder: Embedder | None = None
-        self._store: QdrantStore | None = None
-        self._chat_model = chat_model
-        self._chat_model_ready = chat_model is not None
-
-    @property
-    def collection(self) -> str:
-        return self.settings.collection
-
-    def store(self) -> QdrantStore:
-        with self._lock:
-            if self._store is None:
-                from opsmith.rag.store import open_store
-
-                self._store = open_store(self.settings)
-            return self._store
-
-    def embedder(self) -> Embedder:
-        with self._lock:
-            if self._embedder is None:
-                from opsmith.rag.embedder import load_embedder
-
-                self._embedder = load_embedder(self.settings)
-            return self._embedder
-
-    def chat_model(self) -> ChatModel | None:
-        """The configured LLM, or None for ``provider = none``; a missing key raises ConfigError."""
-        with self._lock:
-            if not self._chat_model_ready:
-                from opsmith.llm.registry import get_chat_model
-
-                self._chat_model = get_chat_model(self.settings)
-                self._chat_model_ready = True
-            return self._chat_model
-
-    def search(self, query: str, *, k: int, collection: str | None = None) -> SearchResult:
-        with self._lock:
-            name = collection or self.collection
-            hits = self._retriever(name).search(query, k=k)
-        results: list[SearchHit] = [
-            {
-                "source": h.chunk.source,
-                "heading": h.chunk.heading,
-                "start_line": h.chunk.start_line,
-                "end_line": h.chunk.end_line,
-                "score": round(h.score, 4),
-                "relevance": round(h.relevance, 4),
-                "text": h.chunk.text,
-            }
-            for h in hits
-        ]
-        return {"query": query, "collection": name, "mode": self.settings.retrieval_mode, "results": results}
-
-    def ask(self, question: str, *, collection: str | None = None) -> Answer:
-        from opsmith.errors import EmptyQuestionError
-        from opsmith.llm.calllog import CallLog
-        from opsmith.rag.answer import answer_question
-
-        if not question.strip():
-            raise EmptyQuestionError()
-        settings = self.settings
-        # Provider settings are checked before the index is touched, as `opsmith ask` does.
-        chat_model = self.chat_model()
-        with self._lock:
-            return answer_question(
-                question,
-                retriever=self._retriever(collection or self.collection),
-                chat_model=chat_model,
-                k=settings.top_k,
-                refusal_threshold=settings.refusal_threshold,
-                max_tokens=settings.llm_max_tokens,
-                log=CallLog.for_settings(settings) if chat_model is not None else None,
-            )
-
-    def review(self, files: Mapping[str, str]) -> ReviewResult:
-        from opsmith.review import review_files
-
-        chat_model = self.chat_model()
-        return review_files(files, settings=self.settings, chat_model=chat_model, use_llm=chat_model is not None)
-
-    def collections(self) -> CollectionsResult:
-        with self._lock:
-            store = self.store()
-            rows = store.collections()
-        return {
-            "location": store.location,
-            "default_collection": self.collection,
-            "collections": [
-                {"name": c.name, "points": c.points, "embedder": c.embedder, "dimension": c.dimension} for c in rows
-            ],
-        }
-
-    def runbooks(self) -> list[tuple[str, int]]:
-        """(source, chunk count) of every runbook in the default collection; none when it is missing."""
-        with self._lock:
-            store = self.store()
-            if store.info(self.collection) is None:
-                return []
-            states = store.file_states(self.collection)
-        return [(source, max(v.chunk_count for v in versions.values())) for source, versions in sorted(states.items())]
-
-    def runbook_text(self, collection: str, source: str) -> str:
-        """The indexed text of one runbook: its chunks in order, overlaps removed."""
-        from opsmith.rag.answer import _join_overlapping
-
-        with self._lock:
-            store = self.store()
-            store.require(collection)
-            chunks = _one_version(store.chunks(collection, source))
-        if not chunks:
-            raise ResourceNotFoundError(
-                f"No runbook '{source}' in collection '{collection}' — list the server's resources for the"
-                f" indexed sources, or run `opsmith ingest PATH --collection {collection}` to index it"
-            )
-        text = chunks[0].text.strip("\n")
-        for chunk in chunks[1:]:
-            text = _join_overlapping(text, chunk.text.strip("\n"))
-        return text + "\n"
-
-    def close(self) -> None:
-        """Close the store (releasing the local index) and the chat model's connections."""
-        with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-            close = getattr(self._chat_model, "close", None)
-            if callable(close):
-                close()
-            self._chat_model, self._chat_model_ready = None, False
-
-    def _retriever(self, collection: str) -> Retriever:
-        from opsmith.rag.retrieve import Retriever
-
-        # Built per call (one metadata read): it checks the collection still exists and picks
-        # up fresh term statistics when another process re-ingests into a Qdrant server.
-        settings = self.settings
-        return Retriever(
-            self.embedder(), self.store(), collection, settings.retrieval_mode, settings.hybrid_sparse_weight
-        )
-
-
-def _one_version(chunks: list[StoredChunk]) -> list[StoredChunk]:
-    # An interrupted re-ingest can leave two versions of a file; show the complete one.
-    versions: dict[str, list[StoredChunk]] = {}
-    for chunk in chunks:
-        versions.setdefault(chunk.file_sha256, []).append(chunk)
-    if len(versions) <= 1:
-        return chunks
-    complete = [group for group in versions.values() if len(group) == group[0].chunk_count]
-    return max(complete or list(versions.values()), key=len)
 
 
 # Tool results -------------------------------------------------------------------------------------
@@ -515,7 +300,7 @@ def create_server(settings: Settings, *, backend: Backend | None = None) -> Opsm
     def read_runbook(collection: str, source: str) -> str:
         try:
             return state.runbook_text(collection, source)
-        except CollectionNotFoundError as exc:
+        except (CollectionNotFoundError, SourceNotFoundError) as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         except OpsmithError as exc:
             raise ResourceError(str(exc)) from exc

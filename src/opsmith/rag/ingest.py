@@ -71,8 +71,14 @@ class IngestProgress:
 ProgressHook = Callable[[IngestProgress], None]
 
 
-def discover(paths: Sequence[Path]) -> tuple[list[tuple[Path, str]], list[SkippedFile]]:
-    """Files under ``paths`` as (path, source) pairs; ``source`` is relative to the given PATH."""
+def discover(
+    paths: Sequence[Path], *, within: Sequence[Path] | None = None
+) -> tuple[list[tuple[Path, str]], list[SkippedFile]]:
+    """Files under ``paths`` as (path, source) pairs; ``source`` is relative to the given PATH.
+
+    With ``within`` (resolved folders), a file whose real path lies outside all of them (a
+    symlink out of an allowed root) is skipped and reported, never read.
+    """
     found: dict[str, Path] = {}
     skipped: list[SkippedFile] = []
     for given in paths:
@@ -89,6 +95,9 @@ def discover(paths: Sequence[Path]) -> tuple[list[tuple[Path, str]], list[Skippe
                     continue
                 candidates.append((path, relative.as_posix()))
         for path, source in candidates:
+            if within is not None and not _inside(path.resolve(), within):
+                skipped.append(SkippedFile(source, "links outside the allowed ingest roots; not read"))
+                continue
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 skipped.append(SkippedFile(source, f"unsupported file type {path.suffix or '(none)'}"))
                 continue
@@ -114,11 +123,16 @@ def ingest(
     collection: str | None = None,
     prune: bool = True,
     progress: ProgressHook | None = None,
+    within: Sequence[Path] | None = None,
 ) -> IngestReport:
-    """Bring ``collection`` in line with the files under ``paths`` and report what changed."""
+    """Bring ``collection`` in line with the files under ``paths`` and report what changed.
+
+    ``within``: if given, files whose real path is outside these folders are skipped (see
+    :func:`discover`); the HTTP service passes its allowed ingest roots.
+    """
     started = time.perf_counter()
     name = collection or settings.collection
-    files, skipped = discover([Path(p) for p in paths])
+    files, skipped = discover([Path(p) for p in paths], within=within)
     report = IngestReport(collection=name, skipped=skipped)
     dropped_unreadable = False  # chunks deleted for a file that is now skipped: term stats must be redone
     info = store.ensure_collection(name, embedder=embedder.name, dimension=embedder.dimension)
@@ -234,6 +248,10 @@ def ingest(
 
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
 
 
 def ingest_recipe(settings: Settings, embedder: Embedder) -> bytes:

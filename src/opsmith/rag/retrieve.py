@@ -20,6 +20,8 @@ class Retriever:
     collection: str
     mode: RetrievalMode = "hybrid"
     sparse_weight: float = 1.5
+    #: Search only these runbooks (an alert's linked runbook); None searches the whole collection.
+    sources: tuple[str, ...] | None = None
     term_stats: TermStats | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -39,4 +41,5 @@ class Retriever:
             mode=mode or self.mode,
             limit=k,
             sparse_weight=self.sparse_weight,
+            sources=self.sources,
         )

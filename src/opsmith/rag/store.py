@@ -13,6 +13,7 @@ with another model is refused instead of returning nonsense.
 from __future__ import annotations
 
 import math
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -168,6 +169,7 @@ class VectorStore(Protocol):
         mode: RetrievalMode,
         limit: int,
         sparse_weight: float = 1.5,
+        sources: Sequence[str] | None = None,
     ) -> list[Hit]: ...
 
     def chunks(self, collection: str, source: str) -> list[StoredChunk]: ...
@@ -190,6 +192,8 @@ class QdrantStore:
         from qdrant_client import QdrantClient
 
         self._settings = settings
+        # A QdrantClient, or in local mode the same behind a lock (typed Any for the proxy).
+        self._client: Any
         if settings.qdrant_url:
             self.location = settings.qdrant_url
             self._client = QdrantClient(
@@ -204,7 +208,10 @@ class QdrantStore:
             path.mkdir(parents=True, exist_ok=True)
             self.location = str(path)
             try:
-                self._client = QdrantClient(path=str(path))
+                # Local mode keeps the index in Python objects that are not safe to share between
+                # threads (a query during an upsert can see a half-written segment), so calls from
+                # a multi-threaded server (`opsmith serve`) are serialised. A server needs no lock.
+                self._client = _Serialized(QdrantClient(path=str(path)))
             except RuntimeError as exc:
                 if "already accessed" in str(exc):
                     _close_leaked_lock(exc)
@@ -352,12 +359,19 @@ class QdrantStore:
         mode: RetrievalMode,
         limit: int,
         sparse_weight: float = 1.5,
+        sources: Sequence[str] | None = None,
     ) -> list[Hit]:
+        """The ``limit`` best chunks; ``sources`` restricts the search to those runbooks."""
         from qdrant_client import models
 
         dense_query = dense.tolist()
         sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values)
-        common: dict[str, Any] = {"limit": limit, "with_payload": True, "with_vectors": [DENSE]}
+        only = (
+            models.Filter(must=[models.FieldCondition(key="source", match=models.MatchAny(any=list(sources)))])
+            if sources
+            else None
+        )
+        common: dict[str, Any] = {"limit": limit, "with_payload": True, "with_vectors": [DENSE], "query_filter": only}
         if mode == "dense":
             response = self._client.query_points(collection, query=dense_query, using=DENSE, **common)
         elif mode == "sparse":
@@ -366,9 +380,9 @@ class QdrantStore:
             response = self._client.query_points(collection, query=sparse_query, using=SPARSE, **common)
         else:
             depth = max(limit * 4, 40)
-            prefetch = [models.Prefetch(query=dense_query, using=DENSE, limit=depth)]
+            prefetch = [models.Prefetch(query=dense_query, using=DENSE, limit=depth, filter=only)]
             if sparse.indices:
-                prefetch.append(models.Prefetch(query=sparse_query, using=SPARSE, limit=depth))
+                prefetch.append(models.Prefetch(query=sparse_query, using=SPARSE, limit=depth, filter=only))
             response = self._client.query_points(
                 collection, prefetch=prefetch, query=_rrf(len(prefetch), sparse_weight), **common
             )
@@ -387,6 +401,25 @@ class QdrantStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Serialized:
+    """Proxy that runs each method of the wrapped object under one lock."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if not callable(attribute):
+            return attribute
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return locked
 
 
 def _rrf(branches: int, sparse_weight: float) -> Any:

@@ -1,0 +1,865 @@
+"""The HTTP service: a FastAPI app over one warm :class:`~opsmith.backend.Backend`.
+
+Routes (all JSON unless noted; the OpenAPI document is at ``/openapi.json`` and in
+``docs/openapi.json``):
+
+* ``POST /v1/ask`` (``stream: true`` for Server-Sent Events), ``POST /v1/search``,
+  ``POST /v1/review``, ``POST /v1/ingest`` + ``GET /v1/jobs[/{id}]``,
+  ``GET /v1/collections[/{name}/sources[/{source}]]``, ``POST /v1/alerts/alertmanager``,
+  ``GET /v1/info``;
+* ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (Prometheus text);
+* the web UI: ``GET /`` (runbook Q&A), ``GET /review`` (Terraform review), ``/static/*``.
+
+Every request passes one ASGI middleware (:class:`ServiceMiddleware`) that gives it a request
+id, enforces the body size limit, bearer-token auth and the rate limit on ``/v1/*``, and on
+the way out records metrics and writes one JSON access-log line. Errors are RFC 9457 problem
+documents whose ``detail`` is the line the CLI would print.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opsmith import __version__
+from opsmith.backend import Backend
+from opsmith.config import Settings, read_secret
+from opsmith.errors import (
+    AuthenticationError,
+    CollectionNotFoundError,
+    ConfigError,
+    EmbedderError,
+    EmbedderMismatchError,
+    IndexLockedError,
+    InputError,
+    JobNotFoundError,
+    OpsmithError,
+    PathNotAllowedError,
+    PathNotFoundError,
+    PermissionDeniedError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    RequestTooLargeError,
+    SourceNotFoundError,
+    StoreUnavailableError,
+    StructuredOutputError,
+)
+from opsmith.serve import alerts as alerting
+from opsmith.serve.jobs import JobManager
+from opsmith.serve.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
+from opsmith.serve.models import (
+    AlertsResponse,
+    AskRequest,
+    AskResponse,
+    CollectionsResponse,
+    InfoResponse,
+    IngestPathRequest,
+    JobResponse,
+    JobsResponse,
+    Problem,
+    ReviewRequest,
+    ReviewResponse,
+    SearchRequest,
+    SearchResponse,
+    SourceResponse,
+    SourcesResponse,
+)
+from opsmith.serve.security import (
+    ApiToken,
+    Authenticator,
+    RateLimiter,
+    auth_required,
+    parse_tokens,
+    resolve_ingest_path,
+)
+
+__all__ = ["Service", "ServiceMiddleware", "create_app", "openapi_document", "problem_status"]
+
+access_log = logging.getLogger("opsmith.access")
+log = logging.getLogger("opsmith.serve")
+
+STATIC_DIR = Path(str(files("opsmith.serve") / "static"))
+
+#: HTTP status per error class; the most specific class in an error's MRO wins.
+_STATUS: dict[type[OpsmithError], int] = {
+    OpsmithError: 500,
+    ConfigError: 500,
+    InputError: 400,
+    PathNotFoundError: 404,
+    PathNotAllowedError: 403,
+    CollectionNotFoundError: 404,
+    SourceNotFoundError: 404,
+    JobNotFoundError: 404,
+    EmbedderMismatchError: 409,
+    IndexLockedError: 503,
+    StoreUnavailableError: 503,
+    EmbedderError: 503,
+    StructuredOutputError: 502,
+    ProviderError: 502,
+    ProviderTimeoutError: 504,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    RateLimitedError: 429,
+    RequestTooLargeError: 413,
+}
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+# A client's X-Request-ID is kept only when it is short and plain, so it cannot forge log lines.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+# The UI is self-contained: no inline script, no third-party origin.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self';"
+    " object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def problem_status(exc: OpsmithError) -> int:
+    """The HTTP status an :class:`OpsmithError` is answered with."""
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return 500
+
+
+def _problem(status: int, detail: str, request_id: str | None, kind: str | None = None) -> dict[str, Any]:
+    return {
+        "type": f"urn:opsmith:error:{kind}" if kind else "about:blank",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "request_id": request_id,
+    }
+
+
+def _problem_response(
+    status: int, detail: str, request_id: str | None, kind: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        _problem(status, detail, request_id, kind),
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def _error_headers(exc: OpsmithError) -> dict[str, str] | None:
+    if isinstance(exc, RateLimitedError):
+        return {"Retry-After": str(max(1, round(exc.retry_after)))}
+    if isinstance(exc, AuthenticationError):
+        return {"WWW-Authenticate": 'Bearer realm="opsmith"'}
+    return None
+
+
+@dataclass
+class Service:
+    """Everything the routes share: the warm backend, jobs, metrics and the security pieces."""
+
+    settings: Settings
+    backend: Backend
+    metrics: ServiceMetrics
+    jobs: JobManager
+    authenticator: Authenticator
+    limiter: RateLimiter
+    owns_backend: bool = True
+    readiness: dict[str, str] = field(default_factory=lambda: {"status": "loading"})
+
+    def warm_up(self) -> None:
+        """Load the embedder and the store; readiness says how it went."""
+        try:
+            self.backend.warm_up()
+        except OpsmithError as exc:
+            self.readiness = {"status": "failed", "detail": str(exc)}
+            log.error(json.dumps({"event": "warm_up_failed", "detail": str(exc)}))
+        else:
+            self.readiness = {"status": "ready"}
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(_service)]
+
+
+class ServiceMiddleware:
+    """Request id, body limit, auth and rate limit in; metrics and the access log out."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        service = self.service
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given_id = headers.get("x-request-id", "")
+        request_id = given_id if _REQUEST_ID.match(given_id) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        path: str = scope["path"]
+        status = 500
+        token: ApiToken | None = None
+        service.metrics.in_flight.inc()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                extra = [(b"x-request-id", request_id.encode())]
+                if not path.startswith("/v1/") and path not in ("/metrics", "/healthz", "/readyz"):
+                    extra.append((b"content-security-policy", _CSP.encode()))
+                extra.append((b"x-content-type-options", b"nosniff"))
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        try:
+            try:
+                if path.startswith("/v1/") and path != "/v1/info" and scope["method"] != "OPTIONS":
+                    token = service.authenticator.identify(headers.get("authorization"))
+                    state["token"] = token
+                    client = scope.get("client")
+                    service.limiter.check(token.id if token else f"ip:{client[0] if client else '?'}")
+                receive = await self._limited_body(scope, receive, headers)
+            except OpsmithError as exc:
+                response = _problem_response(
+                    problem_status(exc), str(exc), request_id, type(exc).__name__, _error_headers(exc)
+                )
+                await response(scope, receive, send_with_id)
+                return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            service.metrics.in_flight.dec()
+            route = scope.get("route")
+            template = getattr(route, "path", None) or ("unmatched" if status == 404 else path)
+            if template.startswith("/static"):
+                template = "/static"
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            service.metrics.requests.labels(method=method, route=template, status=str(status)).inc()
+            service.metrics.request_seconds.labels(method=method, route=template).observe(elapsed)
+            client = scope.get("client")
+            access_log.info(
+                json.dumps(
+                    {
+                        "event": "request",
+                        "request_id": request_id,
+                        "method": method,
+                        "path": path,
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "client": client[0] if client else None,
+                        "token": token.id if token else None,
+                    }
+                )
+            )
+
+    async def _limited_body(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> Receive:
+        """Read the body up to the limit (413 beyond it) and replay it to the app.
+
+        The whole body is read here, before any route parses it: a framework that turns a read
+        error into a generic 400 cannot then hide the 413, and no route sees a partial upload.
+        """
+        limit = self.service.settings.max_request_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise RequestTooLargeError(limit)
+        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE") and declared in (None, "0"):
+            return receive
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLargeError(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as the server would
+
+        return replay
+
+
+def create_app(
+    settings: Settings,
+    *,
+    backend: Backend | None = None,
+    chat_model: Any = None,
+    host: str | None = None,
+) -> FastAPI:
+    """The opsmith HTTP service, ready for any ASGI server; nothing heavy is loaded yet.
+
+    Args:
+        settings: Settings for everything (``serve_*``, ``api_*``, ``rate_limit_per_minute``...).
+        backend: Warm state to share (made from ``settings`` when omitted; the app then closes it
+            on shutdown).
+        chat_model: An LLM to use instead of the configured provider (tests inject
+            :class:`~opsmith.testing.FakeChatModel`); ignored when ``backend`` is given.
+        host: The address the server binds, which decides whether auth is on by default
+            (``settings.serve_host`` when omitted).
+
+    Raises:
+        ConfigError: auth is required but no usable token is configured.
+    """
+    bind = host or settings.serve_host
+    required = auth_required(settings, bind)
+    authenticator = Authenticator(parse_tokens(settings.api_tokens), required=required)
+    owns_backend = backend is None
+    backend = backend or Backend(settings, chat_model=chat_model)
+    metrics = ServiceMetrics()
+    service = Service(
+        settings=settings,
+        backend=backend,
+        metrics=metrics,
+        jobs=JobManager(backend, metrics),
+        authenticator=authenticator,
+        limiter=RateLimiter(settings.rate_limit_per_minute),
+        owns_backend=owns_backend,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Warm up in the background: /healthz answers at once, /readyz once the model is loaded.
+        warming = asyncio.ensure_future(anyio.to_thread.run_sync(service.warm_up))
+        try:
+            yield
+        finally:
+            await warming
+            await anyio.to_thread.run_sync(service.jobs.shutdown)
+            if service.owns_backend:
+                service.backend.close()
+
+    app = FastAPI(
+        title="opsmith",
+        version=__version__,
+        summary="Runbook Q&A with citations, Terraform review and ingest, for DevOps/SRE teams.",
+        description=(
+            "Errors are RFC 9457 problem documents (`application/problem+json`) whose `detail` is the"
+            " message the CLI prints. When the server requires auth (see `GET /v1/info`), send"
+            " `Authorization: Bearer TOKEN` on every `/v1/` route."
+        ),
+        lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN; the spec itself is served.
+        docs_url=None,
+        redoc_url=None,
+        responses={
+            401: {"model": Problem, "description": "Missing or unknown bearer token."},
+            413: {"model": Problem, "description": "Body over the size limit."},
+            429: {"model": Problem, "description": "Rate limited; see Retry-After."},
+        },
+    )
+    app.state.service = service
+    app.openapi = lambda: _openapi_with_auth(app)  # type: ignore[method-assign]
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "Location"],
+        )
+    # Added last, so it runs first: CORS preflights get their request id and metrics too.
+    app.add_middleware(ServiceMiddleware, service=service)
+    _add_error_handlers(app)
+    app.include_router(_api_router())
+    _add_operational_routes(app)
+    _add_ui_routes(app)
+    return app
+
+
+def _openapi_with_auth(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the bearer scheme, declared on every route that checks it."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearerAuth"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token from OPSMITH_API_TOKENS; required when GET /v1/info says auth_required.",
+        }
+        for path, operations in schema["paths"].items():
+            if path.startswith("/v1/") and path != "/v1/info":
+                for operation in operations.values():
+                    operation["security"] = [{"bearerAuth": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI document, as checked into ``docs/openapi.json``."""
+    from opsmith.config import load_settings
+
+    app = create_app(load_settings(api_auth="off", api_tokens=[], cors_origins=[]))
+    return app.openapi()
+
+
+# Errors -------------------------------------------------------------------------------------------
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def opsmith_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, OpsmithError)
+        status = problem_status(exc)
+        if status >= 500:
+            log.warning(json.dumps({"event": "error", "request_id": _request_id(request), "detail": str(exc)}))
+        return _problem_response(status, str(exc), _request_id(request), type(exc).__name__, _error_headers(exc))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError | ValidationError)
+        return _problem_response(422, _validation_detail(exc.errors()), _request_id(request), "ValidationError")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No route {request.method} {request.url.path} — the API is described at /openapi.json"
+        return _problem_response(exc.status_code, detail, _request_id(request), None, dict(exc.headers or {}))
+
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        request_id = _request_id(request)
+        log.exception(json.dumps({"event": "unhandled_error", "request_id": request_id}))
+        detail = f"Internal error ({type(exc).__name__}) — see the server log for request {request_id}"
+        return _problem_response(500, detail, request_id, "InternalError")
+
+    app.add_exception_handler(OpsmithError, opsmith_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+def _validation_detail(errors: Any) -> str:
+    parts = []
+    for error in list(errors)[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "Invalid request (" + "; ".join(parts) + ") — fix the fields named; the schema is at /openapi.json"
+
+
+# The API ------------------------------------------------------------------------------------------
+
+
+async def _in_thread(call: Callable[[], Any]) -> Any:
+    # Retrieval, generation and review block: run them on worker threads, never on the event loop.
+    return await anyio.to_thread.run_sync(call)
+
+
+def _api_router() -> APIRouter:
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/info", response_model=InfoResponse, tags=["service"])
+    async def info(service: ServiceDep) -> dict[str, Any]:
+        """What this server is: version, default collection, answer mode and whether auth is on (no auth needed)."""
+        settings = service.settings
+        return {
+            "version": __version__,
+            "collection": settings.collection,
+            "provider": settings.provider if service.backend._chat_model is None else _provider_name(service),
+            "model": settings.resolved_model,
+            "retrieval_mode": settings.retrieval_mode,
+            "auth_required": service.authenticator.required,
+        }
+
+    @router.post(
+        "/ask",
+        response_model=AskResponse,
+        tags=["runbooks"],
+        responses={
+            200: {
+                "content": {
+                    "text/event-stream": {
+                        "schema": {"type": "string"},
+                        "example": 'event: token\ndata: {"text": "Check "}\n\nevent: answer\ndata: {...}\n\n',
+                    }
+                },
+                "description": "The answer (JSON), or with `stream: true` Server-Sent Events: `token` events"
+                " with `{text}`, then one `answer` event with the JSON below (or one `error` event with a problem).",
+            },
+            404: {"model": Problem, "description": "No such collection."},
+        },
+    )
+    async def ask(body: AskRequest, request: Request, service: ServiceDep) -> Any:
+        """Answer a question from the runbooks only, with citations; `refused: true` when they do not cover it."""
+        collection = body.collection or service.settings.collection
+        if body.stream:
+            # Fail with a real status before the stream starts when the collection is missing.
+            await _in_thread(lambda: service.backend.store().require(collection))
+            events = _answer_events(service, body, collection, _request_id(request))
+            return EventSourceResponse(events, ping=15)
+        answer = await _in_thread(lambda: service.backend.ask(body.question, collection=collection, k=body.k))
+        data: dict[str, Any] = answer.to_dict()
+        data["collection"] = collection
+        service.metrics.observe_answer(data)
+        # Returned as is: the shape is AskResponse by construction, and re-validating it costs
+        # more than the rest of the HTTP handling on the hot path.
+        return JSONResponse(data)
+
+    @router.post("/search", response_model=SearchResponse, tags=["runbooks"])
+    async def search(body: SearchRequest, service: ServiceDep) -> Any:
+        """The best-matching runbook chunks for a query, best first, with source, heading, lines and text."""
+        started = time.perf_counter()
+        result = await _in_thread(lambda: service.backend.search(body.query, k=body.k, collection=body.collection))
+        service.metrics.retrieval_seconds.observe(time.perf_counter() - started)
+        return JSONResponse(result)
+
+    @router.get("/collections", response_model=CollectionsResponse, tags=["runbooks"])
+    async def collections(service: ServiceDep) -> Any:
+        """The collections in the index, with chunk counts and embedders."""
+        return await _in_thread(service.backend.collections)
+
+    @router.get("/collections/{collection}/sources", response_model=SourcesResponse, tags=["runbooks"])
+    async def sources(collection: str, service: ServiceDep) -> Any:
+        """The runbooks indexed in a collection."""
+
+        def run() -> dict[str, Any]:
+            service.backend.store().require(collection)
+            rows = service.backend.runbooks(collection)
+            return {"collection": collection, "sources": [{"source": s, "chunks": n} for s, n in rows]}
+
+        return await _in_thread(run)
+
+    @router.get("/collections/{collection}/sources/{source:path}", response_model=SourceResponse, tags=["runbooks"])
+    async def source(collection: str, source: str, service: ServiceDep) -> Any:
+        """One runbook as indexed, section by section with its original line numbers (to open a citation)."""
+        return await _in_thread(lambda: service.backend.runbook_view(collection, source))
+
+    @router.post("/review", response_model=ReviewResponse, tags=["terraform"])
+    async def review(body: ReviewRequest, service: ServiceDep) -> Any:
+        """Review Terraform: `{security, cost, correctness}` findings as `opsmith review --json`, plus a summary."""
+        result = await _in_thread(lambda: service.backend.review(body.files))
+        data: dict[str, Any] = result.to_dict()
+        counts = result.counts()
+        data["summary"] = {
+            **counts,
+            "failed": result.exit_code(body.fail_on) == 1,
+            "fail_on": body.fail_on,
+            "files": list(result.files),
+            "skipped": [{"path": s.path, "reason": s.reason} for s in result.skipped],
+            "warnings": list(result.warnings),
+        }
+        return data
+
+    @router.post(
+        "/ingest",
+        status_code=202,
+        response_model=JobResponse,
+        tags=["runbooks"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["files"],
+                            "properties": {
+                                "files": {
+                                    "type": "array",
+                                    "items": {"type": "string", "format": "binary"},
+                                    "description": "Runbook files; a filename may be a relative path (db/disk.md).",
+                                },
+                                "collection": {"type": "string"},
+                            },
+                        }
+                    },
+                    "application/json": {"schema": IngestPathRequest.model_json_schema()},
+                },
+            }
+        },
+        responses={403: {"model": Problem, "description": "Read-only token, or a path outside the allowed roots."}},
+    )
+    async def ingest(request: Request, service: ServiceDep) -> Response:
+        """Index runbooks in the background: upload files (multipart) or name a folder under an allowed root.
+        Poll `GET /v1/jobs/{id}` (the `Location` header) for progress and the report."""
+        token: ApiToken | None = getattr(request.state, "token", None)
+        if token is not None and token.read_only:
+            raise PermissionDeniedError("ingest runbooks")
+        content_type = request.headers.get("content-type", "")
+        settings = service.settings
+        if content_type.startswith("multipart/form-data"):
+            job = await _ingest_uploads(request, service)
+        elif content_type.startswith("application/json"):
+            body = IngestPathRequest.model_validate_json(await request.body())
+            real = resolve_ingest_path(body.path, settings.ingest_roots)
+            roots = [root.expanduser().resolve() for root in settings.ingest_roots]
+            job = service.jobs.submit_ingest(
+                [real], collection=body.collection or settings.collection, prune=body.prune, within=roots
+            )
+        else:
+            return _problem_response(
+                415,
+                'Send multipart/form-data with files, or JSON {"path": ...} — other content types are not read',
+                _request_id(request),
+            )
+        return JSONResponse({"job": job.to_dict()}, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+    @router.get("/jobs", response_model=JobsResponse, tags=["runbooks"])
+    async def jobs(service: ServiceDep) -> Any:
+        """Recent background jobs, newest first (kept in memory until the server restarts)."""
+        return {"jobs": [job.to_dict() for job in service.jobs.recent()]}
+
+    @router.get("/jobs/{job_id}", response_model=JobResponse, tags=["runbooks"])
+    async def job(job_id: str, service: ServiceDep) -> Any:
+        """One job's status, progress (files and chunks) and, when done, its report or error."""
+        return {"job": service.jobs.get(job_id).to_dict()}
+
+    @router.post("/alerts/alertmanager", response_model=AlertsResponse, tags=["incidents"])
+    async def alertmanager(payload: alerting.AlertmanagerPayload, service: ServiceDep) -> Any:
+        """Alertmanager webhook receiver: answers each firing alert from the runbooks (an alert's
+        `runbook_url` that matches an indexed runbook is searched first), and posts the answers to
+        the configured Slack-compatible webhook, if any."""
+        return await _answer_alerts(service, payload)
+
+    return router
+
+
+def _provider_name(service: Service) -> str:
+    model = service.backend._chat_model
+    return str(getattr(model, "provider", service.settings.provider))
+
+
+async def _answer_events(
+    service: Service, body: AskRequest, collection: str, request_id: str | None
+) -> AsyncIterator[ServerSentEvent]:
+    """``token`` events as the model writes, then the ``answer`` (or an ``error``) event."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def on_delta(piece: str) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, ("token", piece))
+
+    def run() -> None:
+        try:
+            answer = service.backend.ask(body.question, collection=collection, k=body.k, on_delta=on_delta)
+        except Exception as exc:  # reported as the stream's last event
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, ("answer", answer))
+
+    worker = asyncio.ensure_future(anyio.to_thread.run_sync(run))
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "token":
+                yield ServerSentEvent(data=json.dumps({"text": value}), event="token")
+                continue
+            if kind == "answer":
+                data: dict[str, Any] = value.to_dict()
+                data["collection"] = collection
+                service.metrics.observe_answer(data)
+                yield ServerSentEvent(data=json.dumps(data), event="answer")
+            else:
+                exc = value
+                if isinstance(exc, OpsmithError):
+                    problem = _problem(problem_status(exc), str(exc), request_id, type(exc).__name__)
+                else:
+                    log.error(
+                        json.dumps({"event": "stream_error", "request_id": request_id, "error": type(exc).__name__})
+                    )
+                    detail = f"Internal error ({type(exc).__name__}) — see the server log for request {request_id}"
+                    problem = _problem(500, detail, request_id, "InternalError")
+                yield ServerSentEvent(data=json.dumps(problem), event="error")
+            return
+    finally:
+        # A client that hangs up early does not stop the worker (an LLM call cannot be cut
+        # mid-request); it finishes within the LLM timeout and its result is dropped.
+        if worker.done():
+            await worker
+
+
+async def _ingest_uploads(request: Request, service: Service) -> Any:
+    from opsmith.review.inmemory import safe_relative_path
+
+    settings = service.settings
+    form = await request.form(max_files=10_000, max_fields=20)
+    uploads = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
+    if not uploads:
+        raise InputError("No files in the upload — send them as multipart form field 'files' (repeat it per file)")
+    collection_field = form.get("collection")
+    collection = collection_field if isinstance(collection_field, str) and collection_field else settings.collection
+    folder = settings.home / "uploads" / uuid.uuid4().hex
+    try:
+        names = [safe_relative_path(upload.filename or "") for upload in uploads]
+        if len(set(names)) != len(names):
+            raise InputError("Two uploaded files have the same name — give each a distinct relative path")
+        for upload, name in zip(uploads, names, strict=True):
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(await upload.read())
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        await form.close()
+    # Uploads add to the collection: nothing else in it is pruned.
+    return service.jobs.submit_ingest([folder], collection=collection, prune=False, cleanup=folder)
+
+
+async def _answer_alerts(service: Service, payload: alerting.AlertmanagerPayload) -> dict[str, Any]:
+    settings = service.settings
+    collection = settings.collection
+    firing = payload.firing_alerts()
+    for alert in payload.alerts:
+        service.metrics.alerts.labels(status=alert.status).inc()
+
+    def run() -> list[alerting.AlertAnswer]:
+        indexed = [source for source, _ in service.backend.runbooks(collection)]
+        if not indexed:
+            raise CollectionNotFoundError(collection)
+        results = []
+        for alert in firing:
+            question = alerting.alert_question(alert)
+            runbook = alerting.match_runbook(alert.runbook_url, indexed)
+            answer = None
+            if runbook is not None:
+                answer = service.backend.ask(question, collection=collection, sources=[runbook])
+                if answer.refused:  # the linked runbook does not cover it: try all of them
+                    answer = None
+            if answer is None:
+                answer = service.backend.ask(question, collection=collection)
+            data: dict[str, Any] = answer.to_dict()
+            data["collection"] = collection
+            service.metrics.observe_answer(data)
+            results.append(
+                alerting.AlertAnswer(
+                    alertname=alert.name or "(unnamed alert)",
+                    fingerprint=alert.fingerprint,
+                    status=alert.status,
+                    question=question,
+                    runbook=runbook,
+                    answer=data,
+                )
+            )
+        return results
+
+    results = await _in_thread(run)
+    notified: bool | None = None
+    notify_error: str | None = None
+    webhook = read_secret(settings.alert_webhook_env)
+    if webhook and results:
+        message = alerting.slack_message(results, external_url=payload.external_url)
+        try:
+            await _in_thread(lambda: alerting.post_webhook(webhook, message, timeout=settings.llm_timeout))
+            notified = True
+        except OpsmithError as exc:
+            notified, notify_error = False, str(exc)
+            service.metrics.webhook_errors.inc()
+            log.warning(json.dumps({"event": "alert_webhook_failed", "detail": str(exc)}))
+    return {
+        "alerts": [result.to_dict() for result in results],
+        "resolved": len(payload.alerts) - len(firing),
+        "notified": notified,
+        "notify_error": notify_error,
+    }
+
+
+# Health, readiness, metrics -----------------------------------------------------------------------
+
+
+def _add_operational_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get(
+        "/readyz",
+        tags=["service"],
+        responses={503: {"description": "Still loading the embedder and store, or loading failed."}},
+    )
+    async def readyz(request: Request) -> Response:
+        """Readiness: the embedder and the store are loaded."""
+        service = _service(request)
+        if service.backend.loaded:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse(service.readiness, status_code=503)
+
+    @app.get("/metrics", tags=["service"], response_class=Response)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics (text exposition format)."""
+        return Response(_service(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+# The web UI ---------------------------------------------------------------------------------------
+
+
+def _add_ui_routes(app: FastAPI) -> None:
+    @app.get("/", include_in_schema=False)
+    async def chat_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/review", include_in_schema=False)
+    async def review_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "review.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
