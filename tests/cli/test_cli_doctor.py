@@ -96,3 +96,31 @@ def test_doctor_on_a_core_only_install_names_the_missing_extra() -> None:
     report = json.loads(run.stdout)
     assert "opsmith[rag]" in report["store"]["error"]
     assert "opsmith[rag]" in report["embedder"]["error"]
+
+
+def test_doctor_shows_how_serve_would_start_without_its_secrets(
+    monkeypatch: pytest.MonkeyPatch, cli_ok: Callable[..., Run]
+) -> None:
+    token = "tok-" + "x" * 28
+    monkeypatch.setenv("OPSMITH_API_TOKENS", f"{token},{token[::-1]}:read")
+    monkeypatch.setenv("OPSMITH_SERVE_HOST", "0.0.0.0")
+    monkeypatch.setenv("OPSMITH_ALERT_WEBHOOK_ENV", "TEAM_SLACK_URL")
+    monkeypatch.setenv("TEAM_SLACK_URL", "https://hooks.example/services/T000/B000/very-secret")
+
+    run = cli_ok("doctor", "--json")
+    service = run.json()["service"]
+    assert service["bind"] == "0.0.0.0:8080"
+    assert service["auth_required"] is True
+    assert service["api_tokens"] == "<redacted: 2 set>"
+    assert service["alert_webhook"] == "<redacted>"
+    assert "error" not in service
+    assert token not in run.stdout
+    assert "very-secret" not in run.stdout
+    assert token not in cli_ok("doctor").stdout
+
+
+def test_doctor_flags_a_public_bind_without_tokens(monkeypatch: pytest.MonkeyPatch, cli_ok: Callable[..., Run]) -> None:
+    monkeypatch.setenv("OPSMITH_SERVE_HOST", "0.0.0.0")
+    service = cli_ok("doctor", "--json").json()["service"]
+    assert service["auth_required"] is True
+    assert "no API token is set" in service["error"]

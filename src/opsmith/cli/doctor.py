@@ -35,6 +35,9 @@ PACKAGES = (
     "accelerate",
     "datasets",
     "mcp",
+    "fastapi",
+    "uvicorn",
+    "prometheus-client",
 )
 
 
@@ -53,7 +56,7 @@ def _versions() -> dict[str, str | None]:
 
 
 def collect() -> dict[str, Any]:
-    """The doctor report as data (also served by the HTTP API later)."""
+    """The doctor report as data."""
     from opsmith.cli import missing_extra_message
     from opsmith.config import BUNDLED_EMBEDDER, config_path, load_settings
     from opsmith.errors import OpsmithError
@@ -103,7 +106,35 @@ def collect() -> dict[str, Any]:
         "base_url": settings.resolved_base_url,
         "api_key": settings.public_dict()["llm_api_key"],
     }
+    report["service"] = _service(settings)
     return report
+
+
+def _service(settings: Any) -> dict[str, Any]:
+    """How `opsmith serve` would start with these settings (never a token or webhook URL)."""
+    from opsmith.cli import missing_extra_message
+    from opsmith.errors import ConfigError
+
+    service: dict[str, Any] = {
+        "bind": f"{settings.serve_host}:{settings.serve_port}",
+        "api_tokens": settings.public_dict()["api_tokens"],
+        "rate_limit_per_minute": settings.rate_limit_per_minute,
+        "ingest_roots": [str(root) for root in settings.ingest_roots],
+        "cors_origins": list(settings.cors_origins),
+        "alert_webhook": settings.public_dict()["alert_webhook"],
+    }
+    try:
+        from opsmith.serve.security import Authenticator, auth_required, parse_tokens
+    except ModuleNotFoundError as exc:
+        service["error"] = missing_extra_message(exc) or str(exc)
+        return service
+    required = auth_required(settings, settings.serve_host)
+    service["auth_required"] = required
+    try:
+        Authenticator(parse_tokens(settings.api_tokens), required=required)
+    except ConfigError as exc:
+        service["error"] = str(exc)
+    return service
 
 
 def doctor(json_output: JsonOpt = False) -> None:
@@ -140,3 +171,12 @@ def doctor(json_output: JsonOpt = False) -> None:
         out.print(f"  model {prov['model']} · endpoint {prov['base_url']} · API key {prov['api_key']}")
     else:
         out.print("  extractive answers (offline). Set OPSMITH_PROVIDER=anthropic or openai for written answers.")
+    svc = report["service"]
+    auth = {True: "bearer tokens required", False: "no auth"}.get(svc.get("auth_required"), "unknown")
+    out.print(f"\n[bold]Service[/] opsmith serve on {escape(svc['bind'])} · {auth} · tokens {svc['api_tokens']}")
+    out.print(
+        f"  rate limit {svc['rate_limit_per_minute']}/min per token · ingest roots "
+        f"{escape(', '.join(svc['ingest_roots']) or 'none (uploads only)')} · alert webhook {svc['alert_webhook']}"
+    )
+    if "error" in svc:
+        out.print(f"  {bad} {escape(svc['error'])}")
