@@ -19,6 +19,7 @@ SCRIPTS = [
     "cold_start.py",
     "review_speed.py",
     "review_quality.py",
+    "service_load.py",
     "finetune_validate_speed.py",
     "finetune_throughput.py",
 ]

@@ -1,9 +1,10 @@
 """Load on `opsmith serve`: N concurrent clients for T seconds against POST /v1/ask, loopback only.
 
-    python benchmarks/service_load.py [--clients 16] [--seconds 30] [--warmup 3]
+    python benchmarks/service_load.py [--clients 1 4 16] [--seconds 30] [--stores qdrant edge]
 
-The server runs as its own process (`opsmith serve`, embedded Qdrant, extractive answers: no
-LLM, so this measures the service and retrieval, not a model) on the evaluation corpus. The
+The server runs as its own process (`opsmith serve`, extractive answers: no LLM, so this
+measures the service and retrieval, not a model) on the evaluation corpus, once per vector
+store: qdrant-client's embedded mode (the default) and Qdrant Edge (`vector_store = "edge"`). The
 clients are asyncio tasks on one httpx connection pool in this process, each sending its next
 question as soon as the previous answer arrives (a closed loop), cycling through the corpus's
 question set. Client and server share the machine's cores, as they would on one CI runner.
@@ -87,22 +88,18 @@ async def run_load(base_url: str, questions: list[str], clients: int, seconds: f
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
-    args = parser.parse_args()
-
-    corpus = require_corpus()
-    home = scratch_home("serve")
+def serve_and_load(store: str, corpus: Path, questions: list[str], args: argparse.Namespace) -> list[dict]:
+    home = scratch_home(f"serve-{store}")
     # The rate limit is off: this measures capacity, and every client shares one address.
-    env = {**os.environ, "OPSMITH_HOME": str(home), "OPSMITH_PROVIDER": "none", "OPSMITH_RATE_LIMIT_PER_MINUTE": "0"}
-    subprocess.run(
-        opsmith("ingest", str(corpus / "runbooks"), "--json"), env=env, check=True, stdout=subprocess.DEVNULL
-    )
-    questions = [json.loads(line)["question"] for line in (corpus / "questions.jsonl").read_text().splitlines() if line]
-
+    env = {
+        **os.environ,
+        "OPSMITH_HOME": str(home),
+        "OPSMITH_PROVIDER": "none",
+        "OPSMITH_RATE_LIMIT_PER_MINUTE": "0",
+        "OPSMITH_VECTOR_STORE": store,
+    }
+    ingest = opsmith("ingest", str(corpus / "runbooks"), "--json")
+    subprocess.run(ingest, env=env, check=True, stdout=subprocess.DEVNULL)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = home / "serve.log"
@@ -123,17 +120,30 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    return [{"store": store, **run} for run in runs]
 
-    at16 = next((run for run in runs if run["clients"] == 16), None)
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--stores", nargs="+", default=["qdrant", "edge"], choices=["qdrant", "edge"])
+    args = parser.parse_args()
+
+    corpus = require_corpus()
+    questions = [json.loads(line)["question"] for line in (corpus / "questions.jsonl").read_text().splitlines() if line]
+    runs = [run for store in args.stores for run in serve_and_load(store, corpus, questions, args)]
+    verdict = {run["store"]: run["errors"] == 0 and run["p95_ms"] <= 150 for run in runs if run["clients"] == 16}
     save(
         "service_load",
         {
             "corpus": str(corpus),
-            "mode": "extractive (provider none), hybrid retrieval, embedded Qdrant, access log on",
+            "mode": "extractive (provider none), hybrid retrieval, access log on",
             "questions": len(questions),
             "runs": runs,
             "target": "0 errors and p95 <= 150 ms at 16 clients",
-            "target_met": bool(at16 and at16["errors"] == 0 and at16["p95_ms"] <= 150) if at16 else None,
+            "target_met": verdict,
         },
     )
 

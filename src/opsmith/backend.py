@@ -6,8 +6,8 @@ It is safe to call from many threads at once:
 
 * loading is guarded, so concurrent first calls load each component once;
 * the ONNX Runtime session and the tokenizer are safe to share between threads;
-* local-mode Qdrant is not, so :class:`~opsmith.rag.store.QdrantStore` serialises its calls
-  (a Qdrant server needs no lock);
+* qdrant-client's local mode is not, so :class:`~opsmith.rag.store.QdrantStore` serialises its
+  calls (a Qdrant server and Qdrant Edge, ``vector_store = "edge"``, lock inside the engine);
 * nothing is held while an LLM generates, so one slow answer does not stall the others, and an
   ingest running in the background embeds while questions are answered.
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from opsmith.rag.embedder import Embedder
     from opsmith.rag.ingest import IngestReport, ProgressHook
     from opsmith.rag.retrieve import Retriever
-    from opsmith.rag.store import QdrantStore, StoredChunk
+    from opsmith.rag.store import StoredChunk, VectorStore
     from opsmith.review import ReviewResult
 
 __all__ = [
@@ -125,7 +125,7 @@ class Backend:
         self._load_lock = threading.Lock()
         self._chat_lock = threading.Lock()
         self._embedder: Embedder | None = None
-        self._store: QdrantStore | None = None
+        self._store: VectorStore | None = None
         self._chat_model = chat_model
         self._chat_model_ready = chat_model is not None
         self._retrievers: dict[str, tuple[float, Retriever]] = {}
@@ -139,7 +139,7 @@ class Backend:
         """Whether the embedder and the store are loaded (the service's readiness)."""
         return self._embedder is not None and self._store is not None
 
-    def store(self) -> QdrantStore:
+    def store(self) -> VectorStore:
         with self._load_lock:
             if self._store is None:
                 from opsmith.rag.store import open_store

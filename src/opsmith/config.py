@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     adapter: Path | None = Field(None, description="LoRA adapter folder for the local_hf provider.")
 
     # Vector store
+    vector_store: Literal["qdrant", "edge"] = Field(
+        "qdrant",
+        description="qdrant: qdrant-client (embedded, or a server with qdrant_url); edge: Qdrant Edge, in-process.",
+    )
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset means embedded local mode.")
     qdrant_api_key_env: str = Field("QDRANT_API_KEY", description="Name of the env var holding the Qdrant key.")
     collection: str = Field("runbooks", description="Default Qdrant collection.")

