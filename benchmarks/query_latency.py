@@ -1,10 +1,12 @@
 """Warm query latency (retrieval only), p50 and p95, at corpus size and at >= 10,000 chunks.
 
-    python benchmarks/query_latency.py [--target-chunks 10000] [--queries 200]
+    python benchmarks/query_latency.py [--target-chunks 10000] [--queries 200] [--store qdrant|edge]
 
 The large index is made by replicating the ingested corpus's points (same vectors and
 payloads, new ids and source names), so only the index size changes between the two runs.
-Each query embeds the question and runs the hybrid (dense + BM25, RRF) query in Qdrant.
+Each query embeds the question and runs the hybrid (dense + BM25, RRF) query in the store:
+qdrant-client (embedded, the default) or Qdrant Edge (`--store edge`). Results go to
+`results/query_latency.json` or `results/query_latency_edge.json`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import uuid
 
 import numpy as np
 
@@ -35,22 +36,23 @@ def measure(retriever, questions: list[str], rounds: int, mode: str) -> dict[str
     }
 
 
-def replicate(store, collection: str, target: int) -> int:  # type: ignore[no-untyped-def]
-    from qdrant_client import models
+def replicate(store, embedder, collection: str, target: int) -> int:  # type: ignore[no-untyped-def]
+    """Copy the collection's chunks (same vectors, new source names) until it holds ``target``.
 
-    client = store._client
-    records, _ = client.scroll(collection, limit=100_000, with_payload=True, with_vectors=True)
-    copy = 0
-    total = len(records)
+    Written through the VectorStore API, so it works the same for every store."""
+    import dataclasses
+
+    from opsmith.rag.sparse import document_vector
+
+    originals = list(store.all_chunks(collection))
+    dense = embedder.embed_documents([c.indexed_text for c in originals])
+    sparse = [document_vector(c.indexed_text) for c in originals]
+    total, copy = len(originals), 0
     while total < target:
         copy += 1
-        points = []
-        for record in records:
-            payload = dict(record.payload)
-            payload["source"] = f"copy{copy}/{payload['source']}"
-            points.append(models.PointStruct(id=str(uuid.uuid4()), vector=record.vector, payload=payload))
-        client.upsert(collection, points=points, wait=True)
-        total += len(points)
+        copies = [dataclasses.replace(c, source=f"copy{copy}/{c.source}") for c in originals]
+        store.upsert(collection, copies, dense, sparse)
+        total += len(copies)
     return total
 
 
@@ -58,16 +60,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--target-chunks", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--store", choices=["qdrant", "edge"], default="qdrant", help="vector_store setting")
     args = parser.parse_args()
     require_corpus()
-    scratch_home("latency")
+    scratch_home(f"latency-{args.store}")
     from opsmith.config import load_settings
     from opsmith.rag.embedder import load_embedder
     from opsmith.rag.ingest import collect_term_stats, ingest
     from opsmith.rag.retrieve import Retriever
     from opsmith.rag.store import open_store
 
-    settings = load_settings()
+    settings = load_settings(vector_store=args.store)
     embedder = load_embedder(settings)
     questions = [
         json.loads(line)["question"] for line in (CORPUS / "questions.jsonl").read_text().splitlines() if line.strip()
@@ -77,7 +80,7 @@ def main() -> None:
         report = ingest([CORPUS / "runbooks"], settings=settings, embedder=embedder, store=store, collection="lat")
         for label in ("corpus", "replicated"):
             if label == "replicated":
-                replicate(store, "lat", args.target_chunks)
+                replicate(store, embedder, "lat", args.target_chunks)
                 store.set_term_stats("lat", collect_term_stats(store, "lat"))
             retriever = Retriever(embedder, store, "lat", "hybrid", settings.hybrid_sparse_weight)
             chunks = store.info("lat").points  # type: ignore[union-attr]
@@ -91,7 +94,8 @@ def main() -> None:
             results[label] = row
             print(label, row)
     results["ingested_chunks"] = report.chunks
-    save("query_latency", results)
+    results["store"] = args.store
+    save("query_latency" if args.store == "qdrant" else f"query_latency_{args.store}", results)
 
 
 if __name__ == "__main__":

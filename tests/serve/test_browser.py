@@ -3,13 +3,15 @@
 The server reads the example runbooks, ingested with the real bundled embedder into a local
 Qdrant, and writes its answers with a :class:`~opsmith.testing.FakeChatModel` that streams a
 scripted answer citing the excerpt it quotes. The test uses the Debian ``chromium`` (``make
-test`` installs it); Playwright never downloads a browser here. It saves the screenshots in
-``docs/img``.
+test`` installs it); Playwright never downloads a browser here. It saves its screenshots in the
+test's temporary folder, or, with ``OPSMITH_UPDATE_SCREENSHOTS=1``, over the ones in ``docs/img``
+that the README shows (so an ordinary test run leaves the work tree clean).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import threading
 import time
@@ -46,7 +48,7 @@ CHROMIUM_ARGS = [
 ]
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-SCREENSHOTS = ROOT / "docs" / "img"
+DOCS_IMG = ROOT / "docs" / "img"
 
 QUESTION = "Checkout latency p99 is over 2 seconds, what should I look at first?"
 CITED_RUNBOOK = "checkout/CheckoutHighLatency.md"  # the gold runbook in examples/questions.jsonl
@@ -117,8 +119,10 @@ new MutationObserver((records) => {
 """
 
 
-def test_chat_and_review_pages_in_a_real_browser(served: Served) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_chat_and_review_pages_in_a_real_browser(served: Served, tmp_path: Path) -> None:
+    # The README's screenshots are refreshed on request only: each run differs (timings in the page).
+    screenshots = DOCS_IMG if os.environ.get("OPSMITH_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    screenshots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -170,7 +174,7 @@ def test_chat_and_review_pages_in_a_real_browser(served: Served) -> None:
         assert quoted
         assert all(line in runbook for line in quoted)
         assert COMMAND in quoted
-        page.screenshot(path=str(SCREENSHOTS / "service-chat.png"))
+        page.screenshot(path=str(screenshots / "service-chat.png"))
 
         # Escape closes the panel and puts focus back on the citation.
         page.keyboard.press("Escape")
@@ -198,7 +202,7 @@ def test_chat_and_review_pages_in_a_real_browser(served: Served) -> None:
         expect(findings.get_by_role("heading", name="Security")).to_be_visible()
         expect(findings.locator(".category").first.locator("h4").first).to_have_text(re.compile(r"^Critical \(\d+\)$"))
         expect(page.locator("#summary")).to_contain_text(f"in {len(vulnerable)} files")
-        page.screenshot(path=str(SCREENSHOTS / "service-review.png"))
+        page.screenshot(path=str(screenshots / "service-review.png"))
         public_acl = findings.locator(".finding", has_text="public-read").locator("a.line-link")
         expect(public_acl).to_have_text("s3.tf:3")
         public_acl.click()
@@ -208,3 +212,5 @@ def test_chat_and_review_pages_in_a_real_browser(served: Served) -> None:
 
         browser.close()
     assert errors == []
+    for name in ("service-chat.png", "service-review.png"):
+        assert (screenshots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name

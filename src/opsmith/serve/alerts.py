@@ -12,7 +12,9 @@ because Alertmanager adds fields over releases and Grafana sends a superset of t
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -506,6 +508,19 @@ def _detail(response: httpx.Response, url: str) -> str:
     return ""
 
 
+_posting = threading.local()
+
+
+class _HideWebhookRequests(logging.Filter):
+    """httpx logs every request's full URL at INFO; a webhook URL is a secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_posting, "active", False)
+
+
+logging.getLogger("httpx").addFilter(_HideWebhookRequests())
+
+
 def post_webhook(
     url: str, body: dict[str, Any], *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
 ) -> None:
@@ -537,33 +552,37 @@ def post_webhook(
         raise OpsmithError(f"The alert webhook URL is not an http(s) URL — {remedy}")
 
     failure: str | None = None
-    with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
-        for attempt in range(2):
-            try:
-                response = client.post(url, json=body)
-            except (httpx.ConnectError, httpx.ConnectTimeout):
-                failure = f"Could not connect to the alert webhook — {remedy} and that the host is reachable"
-                if attempt == 0:
-                    time.sleep(_RETRY_DELAY_S)
-                    continue
-            except httpx.TimeoutException:
-                failure = (
-                    f"The alert webhook did not answer within {timeout:g}s"
-                    " — check that the receiving service is up, or raise the timeout"
-                )
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                failure = f"Sending to the alert webhook failed ({type(exc).__name__}) — {remedy}"
-            else:
-                if response.is_success:
-                    return
-                status = f"HTTP {response.status_code}{_detail(response, url)}"
-                if response.is_server_error:
+    _posting.active = True
+    try:
+        with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
+            for attempt in range(2):
+                try:
+                    response = client.post(url, json=body)
+                except (httpx.ConnectError, httpx.ConnectTimeout):
+                    failure = f"Could not connect to the alert webhook — {remedy} and that the host is reachable"
+                    if attempt == 0:
+                        time.sleep(_RETRY_DELAY_S)
+                        continue
+                except httpx.TimeoutException:
                     failure = (
-                        f"The alert webhook failed ({status}) — the receiving service had an error;"
-                        f" check its status, then {remedy}"
+                        f"The alert webhook did not answer within {timeout:g}s"
+                        " — check that the receiving service is up, or raise the timeout"
                     )
+                except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                    failure = f"Sending to the alert webhook failed ({type(exc).__name__}) — {remedy}"
                 else:
-                    failure = f"The alert webhook rejected the message ({status}) — {remedy}"
-            break
+                    if response.is_success:
+                        return
+                    status = f"HTTP {response.status_code}{_detail(response, url)}"
+                    if response.is_server_error:
+                        failure = (
+                            f"The alert webhook failed ({status}) — the receiving service had an error;"
+                            f" check its status, then {remedy}"
+                        )
+                    else:
+                        failure = f"The alert webhook rejected the message ({status}) — {remedy}"
+                break
+    finally:
+        _posting.active = False
     # Raised outside the except blocks so httpx's exception (its text may hold the URL) is not chained.
     raise OpsmithError(failure or f"Sending to the alert webhook failed — {remedy}")

@@ -236,7 +236,7 @@ class ServiceMiddleware:
         started = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given_id = headers.get("x-request-id", "")
-        request_id = given_id if _REQUEST_ID.match(given_id) else uuid.uuid4().hex
+        request_id = given_id if _REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         path: str = scope["path"]
@@ -273,7 +273,8 @@ class ServiceMiddleware:
         finally:
             service.metrics.in_flight.dec()
             route = scope.get("route")
-            template = getattr(route, "path", None) or ("unmatched" if status == 404 else path)
+            # Refused before routing (401, 413, 429) or no route at all: never a raw path as a label.
+            template = getattr(route, "path", None) or ("/v1/*" if path.startswith("/v1/") else "unmatched")
             if template.startswith("/static"):
                 template = "/static"
             elapsed = time.perf_counter() - started
@@ -740,13 +741,13 @@ async def _ingest_uploads(request: Request, service: Service) -> Any:
 
     settings = service.settings
     form = await request.form(max_files=10_000, max_fields=20)
-    uploads = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
-    if not uploads:
-        raise InputError("No files in the upload — send them as multipart form field 'files' (repeat it per file)")
-    collection_field = form.get("collection")
-    collection = collection_field if isinstance(collection_field, str) and collection_field else settings.collection
     folder = settings.home / "uploads" / uuid.uuid4().hex
     try:
+        uploads = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
+        if not uploads:
+            raise InputError("No files in the upload — send them as multipart form field 'files' (repeat it per file)")
+        collection_field = form.get("collection")
+        collection = collection_field if isinstance(collection_field, str) and collection_field else settings.collection
         names = [safe_relative_path(upload.filename or "") for upload in uploads]
         if len(set(names)) != len(names):
             raise InputError("Two uploaded files have the same name — give each a distinct relative path")
