@@ -29,6 +29,7 @@ demo: install
 	$(BIN)/opsmith ingest examples/runbooks --collection $(DEMO_COLLECTION)
 	$(BIN)/opsmith ask "Checkout latency p99 is over 2 seconds, what should I look at first?" --collection $(DEMO_COLLECTION)
 	$(BIN)/opsmith ask "How do I rotate the TLS certificate on the mainframe batch gateway?" --collection $(DEMO_COLLECTION)
+	@echo "Next: $(BIN)/opsmith serve --collection $(DEMO_COLLECTION)   # web UI and API at http://127.0.0.1:8080/"
 
 # The web UI's end-to-end test drives Debian's Chromium (Playwright never downloads a browser).
 # CI runs as root and installs it; elsewhere the test is skipped until you install it.
