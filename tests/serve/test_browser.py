@@ -202,6 +202,8 @@ def test_chat_and_review_pages_in_a_real_browser(served: Served, tmp_path: Path)
         expect(findings.get_by_role("heading", name="Security")).to_be_visible()
         expect(findings.locator(".category").first.locator("h4").first).to_have_text(re.compile(r"^Critical \(\d+\)$"))
         expect(page.locator("#summary")).to_contain_text(f"in {len(vulnerable)} files")
+        # The summary and the first findings beside the code view, rather than the form above them.
+        page.evaluate("document.getElementById('summary').scrollIntoView({block: 'start'}); window.scrollBy(0, -70)")
         page.screenshot(path=str(screenshots / "service-review.png"))
         public_acl = findings.locator(".finding", has_text="public-read").locator("a.line-link")
         expect(public_acl).to_have_text("s3.tf:3")
