@@ -71,6 +71,7 @@ async def test_info_describes_an_offline_server_without_auth(app: FastAPI) -> No
         "model": None,
         "auth_required": False,
         "retrieval_mode": "hybrid",
+        "vector_store": "qdrant",
     }
     assert response.headers["x-request-id"]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from servetools import (
 
 from opsmith.backend import Backend
 from opsmith.errors import JobNotFoundError
+from opsmith.serve.jobs import JobManager
+from opsmith.serve.metrics import ServiceMetrics
 
 pytestmark = pytest.mark.anyio
 
@@ -353,3 +356,43 @@ async def test_questions_are_answered_while_an_ingest_job_runs(make_app: AppFact
     indexed = sum(1 for path in RUNBOOKS_DIR.rglob("*") if path.is_file())
     assert done["report"]["added"] + len(done["report"]["skipped"]) == indexed
     assert done["report"]["added"] > 10
+
+
+class _SlowIngest:
+    """Stands in for Backend.ingest: reports progress every few milliseconds, never finishes alone."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.calls = 0
+
+    def ingest(self, paths: Any, *, progress: Any, **_: Any) -> Any:
+        from opsmith.rag.ingest import IngestProgress
+
+        self.calls += 1
+        self.started.set()
+        state = IngestProgress(files_total=10)
+        for _ in range(10_000):
+            state.files_done = min(state.files_done + 1, 10)
+            progress(state)
+            time.sleep(0.005)
+        raise AssertionError("the job was not stopped")
+
+
+def test_shutdown_stops_a_running_job_at_a_batch_and_cancels_queued_ones() -> None:
+    slow = _SlowIngest()
+    metrics = ServiceMetrics()
+    jobs = JobManager(slow, metrics)  # type: ignore[arg-type]
+    running = jobs.submit_ingest([Path("a")], collection="runbooks", prune=True)
+    queued = jobs.submit_ingest([Path("b")], collection="runbooks", prune=True)
+    assert slow.started.wait(10)
+
+    jobs.shutdown()
+
+    assert running.status == "failed"
+    assert running.error is not None
+    assert running.error.startswith("Stopped by a server shutdown")
+    assert running.progress["files_done"] > 0
+    assert queued.status == "failed"
+    assert queued.error == running.error
+    assert slow.calls == 1  # the queued job never started
+    assert metrics.ingest_jobs.labels(status="failed")._value.get() == 1

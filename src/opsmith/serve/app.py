@@ -526,6 +526,7 @@ def _api_router() -> APIRouter:
             "provider": settings.provider if service.backend._chat_model is None else _provider_name(service),
             "model": settings.resolved_model,
             "retrieval_mode": settings.retrieval_mode,
+            "vector_store": "qdrant server" if settings.qdrant_url else settings.vector_store,
             "auth_required": service.authenticator.required,
         }
 

@@ -2,9 +2,11 @@
 
 Jobs run one after another because each rewrites a collection's term statistics at its end;
 two at once on one collection would race. Questions keep being answered meanwhile (see
-:mod:`opsmith.backend`). Job records live in memory and the newest ``keep`` are kept. A job
-cut short by a restart loses nothing indexed: ingest is incremental, so posting the same
-files or folder again finishes the work without redoing what was written.
+:mod:`opsmith.backend`). Job records live in memory and the newest ``keep`` are kept.
+
+On shutdown, queued jobs are cancelled and a running one stops at its next batch. Nothing
+indexed is lost: ingest is incremental and resumable, so posting the same files or folder
+again finishes the work without redoing what was written.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ __all__ = ["Job", "JobManager", "JobStatus"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 
 _log_name = "opsmith.serve"
+
+
+_STOPPED = (
+    "Stopped by a server shutdown — post the same ingest again: what was written is kept, and the rest is"
+    " finished without re-embedding it"
+)
+
+
+class _Stopped(Exception):
+    """Raised from the progress callback to end a running ingest at a batch boundary."""
 
 
 def _now() -> str:
@@ -68,6 +80,7 @@ class JobManager:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsmith-ingest")
+        self._stopping = threading.Event()
 
     def submit_ingest(
         self,
@@ -109,8 +122,13 @@ class JobManager:
         return done.wait(timeout)
 
     def shutdown(self) -> None:
-        """Stop taking jobs; a running one is finished (ingest cannot be cut safely mid-batch)."""
+        """Cancel queued jobs, stop a running one at its next batch, and wait for it."""
+        self._stopping.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        for job in self.recent():
+            if job.status == "queued":
+                job.status, job.finished_at = "failed", _now()
+                job.error = _STOPPED
 
     def _run(
         self, job: Job, paths: list[Path], prune: bool, within: Sequence[Path] | None, cleanup: Path | None
@@ -119,6 +137,8 @@ class JobManager:
         job.status, job.started_at = "running", _now()
 
         def progress(state: IngestProgress) -> None:
+            if self._stopping.is_set():
+                raise _Stopped()
             job.progress = {
                 "files_done": state.files_done,
                 "files_total": state.files_total,
@@ -130,6 +150,8 @@ class JobManager:
             report = self.backend.ingest(
                 paths, collection=job.collection, prune=prune, progress=progress, within=within
             )
+        except _Stopped:
+            job.error, job.status = _STOPPED, "failed"
         except OpsmithError as exc:
             job.error, job.status = str(exc), "failed"
         except Exception as exc:  # a bug, not bad input: keep the server up and say where to look

@@ -202,6 +202,7 @@ class InfoResponse(BaseModel):
     provider: str
     model: str | None
     retrieval_mode: RetrievalMode
+    vector_store: str = Field(description="'qdrant' (embedded), 'qdrant server' or 'edge' (Qdrant Edge, in-process).")
     auth_required: bool
 
 
