@@ -135,6 +135,19 @@ class Backend:
         return self.settings.collection
 
     @property
+    def provider(self) -> str:
+        """Who writes the answers: ``none`` (extractive) or the LLM provider's name."""
+        if self._chat_model is not None:
+            return self._chat_model.provider
+        return self.settings.provider
+
+    @property
+    def model(self) -> str | None:
+        if self._chat_model is not None:
+            return self._chat_model.model
+        return self.settings.resolved_model
+
+    @property
     def loaded(self) -> bool:
         """Whether the embedder and the store are loaded (the service's readiness)."""
         return self._embedder is not None and self._store is not None

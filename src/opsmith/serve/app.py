@@ -66,6 +66,7 @@ from opsmith.errors import (
     StoreUnavailableError,
     StructuredOutputError,
 )
+from opsmith.llm import ChatModel
 from opsmith.serve import alerts as alerting
 from opsmith.serve.jobs import JobManager
 from opsmith.serve.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
@@ -340,7 +341,7 @@ def create_app(
     settings: Settings,
     *,
     backend: Backend | None = None,
-    chat_model: Any = None,
+    chat_model: ChatModel | None = None,
     host: str | None = None,
 ) -> FastAPI:
     """The opsmith HTTP service, ready for any ASGI server; nothing heavy is loaded yet.
@@ -523,8 +524,8 @@ def _api_router() -> APIRouter:
         return {
             "version": __version__,
             "collection": settings.collection,
-            "provider": settings.provider if service.backend._chat_model is None else _provider_name(service),
-            "model": settings.resolved_model,
+            "provider": service.backend.provider,
+            "model": service.backend.model,
             "retrieval_mode": settings.retrieval_mode,
             "vector_store": "qdrant server" if settings.qdrant_url else settings.vector_store,
             "auth_required": service.authenticator.required,
@@ -681,11 +682,6 @@ def _api_router() -> APIRouter:
         return await _answer_alerts(service, payload)
 
     return router
-
-
-def _provider_name(service: Service) -> str:
-    model = service.backend._chat_model
-    return str(getattr(model, "provider", service.settings.provider))
 
 
 async def _answer_events(
