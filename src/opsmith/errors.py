@@ -111,8 +111,9 @@ class IndexLockedError(StoreError):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         super().__init__(
-            f"The local index at {path} is open in another opsmith process (Qdrant local mode is single-process)"
-            " — stop the other process, or run a Qdrant server and set OPSMITH_QDRANT_URL"
+            f"The local index at {path} is open in another opsmith process (an embedded index is single-process)"
+            " — stop the other process (or ingest through its `opsmith serve` API), or run a Qdrant server"
+            " and set OPSMITH_QDRANT_URL"
         )
 
 

@@ -84,8 +84,9 @@ def collect() -> dict[str, Any]:
     report["embedder"] = embedder
 
     store: dict[str, Any] = {
-        "mode": "server" if settings.qdrant_url else "local",
-        "location": settings.qdrant_url or str(settings.index_path),
+        "mode": "server" if settings.qdrant_url else ("edge" if settings.vector_store == "edge" else "local"),
+        "location": settings.qdrant_url
+        or str(settings.index_path / "edge" if settings.vector_store == "edge" else settings.index_path),
     }
     try:
         from opsmith.rag.store import open_store
