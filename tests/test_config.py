@@ -70,3 +70,24 @@ def test_every_setting_is_documented() -> None:
     docs = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     missing = [name for name in Settings.model_fields if f"`OPSMITH_{name.upper()}`" not in docs]
     assert missing == []
+
+
+def test_service_lists_come_from_the_file_as_lists_or_from_env_as_commas(
+    opsmith_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "file-token-0123456789abcdef"
+    write_config(
+        opsmith_home,
+        f'api_tokens = ["{secret}", "other-token-0123456789:read"]\n'
+        'ingest_roots = ["/srv/runbooks", "/srv/more"]\ncors_origins = "https://a.example, https://b.example"\n',
+    )
+    settings = load_settings()
+    assert [t.get_secret_value() for t in settings.api_tokens] == [secret, "other-token-0123456789:read"]
+    assert settings.ingest_roots == [Path("/srv/runbooks"), Path("/srv/more")]
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert secret not in repr(settings)
+    assert secret not in json.dumps(settings.public_dict())
+    assert settings.public_dict()["api_tokens"] == "<redacted: 2 set>"
+
+    monkeypatch.setenv("OPSMITH_API_TOKENS", " env-token-0123456789abc ,")
+    assert [t.get_secret_value() for t in load_settings().api_tokens] == ["env-token-0123456789abc"]
