@@ -678,17 +678,19 @@ async def test_ui_pages_are_html_with_a_content_security_policy(app: FastAPI, pa
     assert "<html" in response.text.lower()
 
 
-async def test_static_files_are_served(app: FastAPI) -> None:
-    if not (STATIC_DIR / "app.css").is_file():
-        pytest.skip("src/opsmith/serve/static/app.css is not written yet")
+async def test_static_files_are_served_and_counted_under_one_label(app: FastAPI) -> None:
     async with api_client(app) as client:
         response = await client.get("/static/app.css")
         missing = await client.get("/static/no-such-file.css")
+        exposition = (await client.get("/metrics")).text
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/css")
     assert response.text == (STATIC_DIR / "app.css").read_text(encoding="utf-8")
     assert missing.status_code == 404
+    routes = {labels["route"] for labels in metric_labels(exposition, "opsmith_http_requests_total")}
+    assert "/static" in routes
+    assert not any("app.css" in route or "no-such-file" in route for route in routes)
 
 
 async def test_api_responses_carry_no_page_policy_but_do_carry_nosniff(app: FastAPI) -> None:

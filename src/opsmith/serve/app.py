@@ -274,10 +274,7 @@ class ServiceMiddleware:
         finally:
             service.metrics.in_flight.dec()
             route = scope.get("route")
-            # Refused before routing (401, 413, 429) or no route at all: never a raw path as a label.
-            template = getattr(route, "path", None) or ("/v1/*" if path.startswith("/v1/") else "unmatched")
-            if template.startswith("/static"):
-                template = "/static"
+            template = _route_label(getattr(route, "path", None), path)
             elapsed = time.perf_counter() - started
             method = scope["method"]
             service.metrics.requests.labels(method=method, route=template, status=str(status)).inc()
@@ -460,6 +457,19 @@ def openapi_document() -> dict[str, Any]:
 
 
 # Errors -------------------------------------------------------------------------------------------
+
+
+def _route_label(template: str | None, path: str) -> str:
+    """A bounded metrics label: the route template, never a raw path.
+
+    Static files (served by a mount, which leaves no route template) share one label; requests
+    refused before routing (401, 413, 429) or matching no route get a catch-all.
+    """
+    if path.startswith("/static/"):
+        return "/static"
+    if template:
+        return template
+    return "/v1/*" if path.startswith("/v1/") else "unmatched"
 
 
 def _request_id(request: Request) -> str | None:
