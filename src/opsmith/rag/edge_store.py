@@ -39,9 +39,19 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from opsmith.config import RetrievalMode, Settings
-from opsmith.errors import CollectionNotFoundError, EmbedderMismatchError, IndexLockedError, StoreError
+from opsmith.errors import CollectionNotFoundError, IndexLockedError, StoreError
 from opsmith.rag.sparse import DEFAULT_AVGDL, SparseVector
-from opsmith.rag.store import DENSE, SPARSE, CollectionInfo, FileState, Hit, StoredChunk, TermStats
+from opsmith.rag.store import (
+    DENSE,
+    SPARSE,
+    CollectionInfo,
+    FileState,
+    Hit,
+    StoredChunk,
+    TermStats,
+    checked_info,
+    collection_info,
+)
 
 if TYPE_CHECKING:
     import qdrant_edge as edge
@@ -84,27 +94,11 @@ class EdgeStore:
         meta = self._read_meta(collection)
         if meta is None:
             return None
-        return CollectionInfo(
-            name=collection,
-            points=self._count(collection),
-            embedder=meta.get("embedder"),
-            dimension=meta.get("dimension"),
-            avgdl=float(meta.get("bm25_avgdl", DEFAULT_AVGDL)),
-            term_stats=TermStats(int(meta["bm25_chunks"]), {int(k): int(v) for k, v in meta["bm25_df"].items()})
-            if "bm25_df" in meta
-            else None,
-        )
+        return collection_info(collection, self._count(collection), meta)
 
     def require(self, collection: str, *, embedder: str | None = None, dimension: int | None = None) -> CollectionInfo:
         """The collection's info; raises if it is missing or was built with another embedder."""
-        info = self.info(collection)
-        if info is None:
-            raise CollectionNotFoundError(collection)
-        if embedder is not None and (info.embedder != embedder or (dimension and info.dimension != dimension)):
-            raise EmbedderMismatchError(
-                collection, f"{info.embedder} ({info.dimension}d)", f"{embedder} ({dimension}d)"
-            )
-        return info
+        return checked_info(self.info(collection), collection, embedder=embedder, dimension=dimension)
 
     def ensure_collection(self, collection: str, *, embedder: str, dimension: int) -> CollectionInfo:
         import qdrant_edge as edge

@@ -133,6 +133,31 @@ class FileState:
         return self.present == self.chunk_count
 
 
+def collection_info(collection: str, points: int, meta: dict[str, Any]) -> CollectionInfo:
+    """A collection's info from its metadata (embedder, dimension, BM25 statistics), as every store keeps it."""
+    return CollectionInfo(
+        name=collection,
+        points=points,
+        embedder=meta.get("embedder"),
+        dimension=meta.get("dimension"),
+        avgdl=float(meta.get("bm25_avgdl", DEFAULT_AVGDL)),
+        term_stats=TermStats(int(meta["bm25_chunks"]), {int(k): int(v) for k, v in meta["bm25_df"].items()})
+        if "bm25_df" in meta
+        else None,
+    )
+
+
+def checked_info(
+    info: CollectionInfo | None, collection: str, *, embedder: str | None = None, dimension: int | None = None
+) -> CollectionInfo:
+    """``info``, or the error a store's ``require`` raises: missing, or built with another embedder."""
+    if info is None:
+        raise CollectionNotFoundError(collection)
+    if embedder is not None and (info.embedder != embedder or (dimension and info.dimension != dimension)):
+        raise EmbedderMismatchError(collection, f"{info.embedder} ({info.dimension}d)", f"{embedder} ({dimension}d)")
+    return info
+
+
 def chunk_point_id(source: str, file_sha256: str, chunk_index: int) -> str:
     # Deterministic ids: re-running an interrupted ingest overwrites instead of duplicating.
     return str(uuid.uuid5(_ID_NAMESPACE, f"{source}\x00{file_sha256}\x00{chunk_index}"))
@@ -237,28 +262,11 @@ class QdrantStore:
         if not self._client.collection_exists(collection):
             return None
         details = self._client.get_collection(collection)
-        meta = details.config.metadata or {}
-        return CollectionInfo(
-            name=collection,
-            points=int(details.points_count or 0),
-            embedder=meta.get("embedder"),
-            dimension=meta.get("dimension"),
-            avgdl=float(meta.get("bm25_avgdl", DEFAULT_AVGDL)),
-            term_stats=TermStats(int(meta["bm25_chunks"]), {int(k): int(v) for k, v in meta["bm25_df"].items()})
-            if "bm25_df" in meta
-            else None,
-        )
+        return collection_info(collection, int(details.points_count or 0), details.config.metadata or {})
 
     def require(self, collection: str, *, embedder: str | None = None, dimension: int | None = None) -> CollectionInfo:
         """The collection's info; raises if it is missing or was built with another embedder."""
-        info = self.info(collection)
-        if info is None:
-            raise CollectionNotFoundError(collection)
-        if embedder is not None and (info.embedder != embedder or (dimension and info.dimension != dimension)):
-            raise EmbedderMismatchError(
-                collection, f"{info.embedder} ({info.dimension}d)", f"{embedder} ({dimension}d)"
-            )
-        return info
+        return checked_info(self.info(collection), collection, embedder=embedder, dimension=dimension)
 
     def ensure_collection(self, collection: str, *, embedder: str, dimension: int) -> CollectionInfo:
         from qdrant_client import models
