@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from opsmith.rag.embedder import Embedder
     from opsmith.rag.ingest import IngestReport, ProgressHook
     from opsmith.rag.retrieve import Retriever
-    from opsmith.rag.store import StoredChunk, VectorStore
+    from opsmith.rag.store import Hit, StoredChunk, VectorStore
     from opsmith.review import ReviewResult
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "SearchResult",
     "SourceSection",
     "SourceView",
+    "search_hit",
 ]
 
 
@@ -59,6 +60,20 @@ class SearchHit(TypedDict):
     score: Annotated[float, Field(description="Ranking score in the retrieval mode (RRF fusion for hybrid).")]
     relevance: Annotated[float, Field(description="Cosine similarity to the query, comparable across modes.")]
     text: str
+
+
+def search_hit(hit: Hit) -> SearchHit:
+    """One hit as ``opsmith search --json`` (and the API, and the MCP tool) show it."""
+    chunk = hit.chunk
+    return {
+        "source": chunk.source,
+        "heading": chunk.heading,
+        "start_line": chunk.start_line,
+        "end_line": chunk.end_line,
+        "score": round(hit.score, 4),
+        "relevance": round(hit.relevance, 4),
+        "text": chunk.text,
+    }
 
 
 class SearchResult(TypedDict):
@@ -188,18 +203,7 @@ class Backend:
     def search(self, query: str, *, k: int, collection: str | None = None) -> SearchResult:
         name = collection or self.collection
         hits = self._retriever(name).search(query, k=k)
-        results: list[SearchHit] = [
-            {
-                "source": h.chunk.source,
-                "heading": h.chunk.heading,
-                "start_line": h.chunk.start_line,
-                "end_line": h.chunk.end_line,
-                "score": round(h.score, 4),
-                "relevance": round(h.relevance, 4),
-                "text": h.chunk.text,
-            }
-            for h in hits
-        ]
+        results = [search_hit(hit) for hit in hits]
         return {"query": query, "collection": name, "mode": self.settings.retrieval_mode, "results": results}
 
     def ask(

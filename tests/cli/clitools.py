@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,14 @@ class Run:
     def json(self) -> Any:
         """stdout parsed as exactly one JSON document (fails on anything else on stdout)."""
         return json.loads(self.stdout)
+
+
+def script_path() -> str:
+    """The installed ``opsmith`` console script (beside this Python, else on PATH)."""
+    beside = Path(sys.executable).with_name("opsmith")
+    found = str(beside) if beside.exists() else shutil.which("opsmith")
+    assert found, "the opsmith console script is not installed"
+    return found
 
 
 def write_runbooks(folder: Path, files: dict[str, str] | None = None) -> Path:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from clitools import Run, write_runbooks
+from clitools import Run, script_path, write_runbooks
 from typer.testing import CliRunner
 
 from opsmith.cli import app, main
@@ -81,17 +81,10 @@ def cli_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     return invoke
 
 
-def _script_path() -> str:
-    beside = Path(sys.executable).with_name("opsmith")
-    found = str(beside) if beside.exists() else shutil.which("opsmith")
-    assert found, "the opsmith console script is not installed"
-    return found
-
-
 @pytest.fixture
 def opsmith_script() -> Callable[..., Run]:
     """Run the installed console script with this test's environment (OPSMITH_HOME included)."""
-    script = _script_path()
+    script = script_path()
 
     def invoke(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Run:
         proc = subprocess.run(

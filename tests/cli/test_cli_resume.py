@@ -10,9 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from clitools import Run
-
-from conftest import _script_path
+from clitools import Run, script_path
 
 SECTION = """\
 ## {title}
@@ -58,7 +56,7 @@ def test_killed_ingest_resumes_without_duplicates(
     expected = reference.json()["chunks"]
 
     victim = subprocess.Popen(
-        [_script_path(), "ingest", str(corpus), "-c", "runbooks", "--json"],
+        [script_path(), "ingest", str(corpus), "-c", "runbooks", "--json"],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

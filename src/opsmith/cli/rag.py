@@ -90,22 +90,13 @@ def search(
     json_output: JsonOpt = False,
 ) -> None:
     """Show the raw ranked chunks for a query, with scores."""
+    from opsmith.backend import search_hit
+
     settings = settings_from(collection=collection, qdrant_url=qdrant_url, retrieval_mode=mode)
     retriever = open_retriever(settings)
     with retriever.store:
         hits = retriever.search(query, k=k or settings.top_k)
-    results = [
-        {
-            "source": h.chunk.source,
-            "heading": h.chunk.heading,
-            "start_line": h.chunk.start_line,
-            "end_line": h.chunk.end_line,
-            "score": round(h.score, 4),
-            "relevance": round(h.relevance, 4),
-            "text": h.chunk.text,
-        }
-        for h in hits
-    ]
+    results = [search_hit(hit) for hit in hits]
     if json_output:
         print_json(
             {"query": query, "collection": settings.collection, "mode": settings.retrieval_mode, "results": results}
