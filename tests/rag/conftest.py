@@ -13,7 +13,7 @@ from opsmith.config import Settings, load_settings
 from opsmith.rag.embedder import Embedder, load_embedder
 from opsmith.rag.ingest import IngestReport, ingest
 from opsmith.rag.retrieve import Retriever
-from opsmith.rag.store import QdrantStore
+from opsmith.rag.store import QdrantStore, VectorStore, open_store
 
 DISK_FULL = """\
 # Disk full on the database host
@@ -125,8 +125,8 @@ def settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[QdrantStore]:
-    with QdrantStore(settings) as opened:
+def store(settings: Settings) -> Iterator[VectorStore]:
+    with open_store(settings) as opened:
         yield opened
 
 
@@ -136,7 +136,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ingested(corpus: Path, settings: Settings, embedder: Embedder, store: QdrantStore) -> IngestReport:
+def ingested(corpus: Path, settings: Settings, embedder: Embedder, store: VectorStore) -> IngestReport:
     return ingest([corpus], settings=settings, embedder=embedder, store=store)
 
 

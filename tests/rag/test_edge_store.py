@@ -1,9 +1,9 @@
-"""The Qdrant Edge store: the QdrantStore contract (see test_store.py), ranking parity with
-QdrantStore on the same data, persistence, the sources filter, the folder lock and threads."""
+"""What is particular to the Qdrant Edge store: ranking parity with QdrantStore on the same data,
+persistence and recovery, collection names as folder names, threads, and its selection by
+settings. The store contract itself runs against every store in test_store.py."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,12 +12,9 @@ import pytest
 
 pytest.importorskip("qdrant_edge")
 
-from opsmith.config import BUNDLED_EMBEDDER, Settings, load_settings
+from opsmith.config import Settings, load_settings
 from opsmith.errors import (
-    CollectionNotFoundError,
     ConfigError,
-    EmbedderMismatchError,
-    IndexLockedError,
     StoreError,
 )
 from opsmith.rag.edge_store import EdgeStore
@@ -25,7 +22,7 @@ from opsmith.rag.embedder import Embedder
 from opsmith.rag.ingest import ingest
 from opsmith.rag.retrieve import Retriever
 from opsmith.rag.sparse import document_vector, query_vector
-from opsmith.rag.store import QdrantStore, StoredChunk, TermStats, open_store
+from opsmith.rag.store import QdrantStore, StoredChunk, open_store
 
 CHUNKS = {
     "disk.md": ("Disk full", "The Postgres data volume is full. Run df -h and remove old WAL with pg_archivecleanup."),
@@ -101,158 +98,11 @@ def _top(
     return [hit.chunk.source for hit in hits]
 
 
-# The QdrantStore contract --------------------------------------------------------------------
-
-
-def test_collection_records_embedder_and_dimension(settings: Settings, embedder: Embedder) -> None:
-    with EdgeStore(settings) as store:
-        info = store.ensure_collection("runbooks", embedder=embedder.name, dimension=embedder.dimension)
-        assert (info.name, info.embedder, info.dimension, info.points) == ("runbooks", BUNDLED_EMBEDDER, 384, 0)
-        assert info.term_stats is None
-    with EdgeStore(settings) as store:
-        (again,) = store.collections()
-        assert (again.name, again.embedder, again.dimension) == ("runbooks", BUNDLED_EMBEDDER, 384)
-        assert store.location == str(settings.index_path / "edge")
-    # One shard folder per collection, its metadata next to it.
-    assert (settings.index_path / "edge" / "runbooks").is_dir()
-    meta = json.loads((settings.index_path / "edge" / "runbooks.json").read_text())
-    assert (meta["embedder"], meta["dimension"]) == (BUNDLED_EMBEDDER, 384)
-
-
-def test_missing_collection_says_to_ingest_first(store: EdgeStore) -> None:
-    assert store.info("nope") is None
-    with pytest.raises(CollectionNotFoundError) as caught:
-        store.require("nope")
-    assert "--collection nope" in str(caught.value)
-    with pytest.raises(CollectionNotFoundError):
-        store.chunks("nope", "disk.md")
-
-
-def test_retriever_on_missing_collection_fails_before_the_first_question(store: EdgeStore, embedder: Embedder) -> None:
-    with pytest.raises(CollectionNotFoundError):
-        Retriever(embedder=embedder, store=store, collection="nope")
-
-
-def test_other_embedder_is_refused_naming_both(store: EdgeStore, embedder: Embedder) -> None:
-    store.ensure_collection("runbooks", embedder=embedder.name, dimension=384)
-    with pytest.raises(EmbedderMismatchError) as caught:
-        store.require("runbooks", embedder="BAAI/bge-large-en-v1.5", dimension=1024)
-    assert "all-MiniLM-L6-v2 (384d)" in str(caught.value)
-    assert "BAAI/bge-large-en-v1.5 (1024d)" in str(caught.value)
-    with pytest.raises(EmbedderMismatchError):
-        store.ensure_collection("runbooks", embedder="BAAI/bge-large-en-v1.5", dimension=1024)
-    with pytest.raises(EmbedderMismatchError):
-        store.require("runbooks", embedder=embedder.name, dimension=768)
-    assert store.require("runbooks", embedder=embedder.name, dimension=384).embedder == embedder.name
-
-
-def test_second_store_on_the_same_folder_is_locked(settings: Settings, store: EdgeStore, embedder: Embedder) -> None:
-    with pytest.raises(IndexLockedError) as caught:
-        EdgeStore(settings)
-    assert caught.value.path == settings.index_path / "edge"
-    assert store.collections() == []  # the first store still works
-    store.ensure_collection("runbooks", embedder=embedder.name, dimension=embedder.dimension)
-    store.close()
-    with EdgeStore(settings) as again:  # closing released the lock
-        assert [c.name for c in again.collections()] == ["runbooks"]
-
-
-@pytest.mark.parametrize("mode", ["hybrid", "dense", "sparse"])
-def test_each_mode_ranks_the_obvious_chunk_first(filled: EdgeStore, embedder: Embedder, mode: str) -> None:
-    for query, expected in OBVIOUS:
-        ranked = _top(filled, embedder, query, mode)
-        assert ranked[0] == expected, (query, ranked)
-        assert len(ranked) == len(set(ranked))
-
-
-def test_sparse_mode_finds_nothing_without_query_terms(filled: EdgeStore, embedder: Embedder) -> None:
-    assert _top(filled, embedder, "the and of", "sparse") == []
-    assert len(_top(filled, embedder, "the and of", "hybrid")) == 4  # dense still answers
-
-
-def test_relevance_is_the_cosine_to_the_query(filled: EdgeStore, embedder: Embedder) -> None:
-    query = "the database volume ran out of space"
-    dense = embedder.embed_query(query)
-    for mode in ("hybrid", "dense", "sparse"):
-        hits = filled.query("runbooks", dense, query_vector(query), mode=mode, limit=4)  # type: ignore[arg-type]
-        assert hits
-        for hit in hits:
-            expected = float(embedder.embed_documents([hit.chunk.indexed_text])[0] @ dense)
-            assert -1.0 <= hit.relevance <= 1.0
-            assert hit.relevance == pytest.approx(expected, abs=1e-4)
-        if mode == "dense":
-            assert [h.score for h in hits] == pytest.approx([h.relevance for h in hits], abs=1e-4)
-            assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-
-
-def test_payload_round_trips(filled: EdgeStore) -> None:
-    (stored,) = filled.chunks("runbooks", "disk.md")
-    assert stored == _chunk("disk.md", *CHUNKS["disk.md"])
-    assert sorted(c.source for c in filled.all_chunks("runbooks")) == sorted(CHUNKS)
-
-
 def test_fetch_keeps_the_asked_order_and_skips_missing_ids(filled: EdgeStore) -> None:
     disk, dns = _chunk("disk.md", *CHUNKS["disk.md"]), _chunk("dns.md", *CHUNKS["dns.md"])
     missing = _chunk("gone.md", "Gone", "never stored")
     assert filled.fetch("runbooks", [dns.point_id, missing.point_id, disk.point_id]) == [dns, disk]
     assert filled.fetch("runbooks", []) == []
-
-
-def test_delete_source_can_keep_one_version(store: EdgeStore, embedder: Embedder) -> None:
-    store.ensure_collection("runbooks", embedder=embedder.name, dimension=embedder.dimension)
-    old = [_chunk("disk.md", "Disk", f"old text {i}", sha="old", index=i, count=2) for i in range(2)]
-    new = [_chunk("disk.md", "Disk", f"new text {i}", sha="new", index=i, count=3) for i in range(3)]
-    other = [_chunk("dns.md", "DNS", "dns text", sha="old")]
-    _upsert(store, embedder, old + new + other)
-
-    states = store.file_states("runbooks")
-    assert set(states["disk.md"]) == {"old", "new"}
-    assert states["disk.md"]["new"].present == 3
-    assert states["disk.md"]["new"].complete
-
-    store.delete_source("runbooks", "disk.md", keep_sha256="new")
-    assert [c.text for c in store.chunks("runbooks", "disk.md")] == ["new text 0", "new text 1", "new text 2"]
-    assert [c.source for c in store.chunks("runbooks", "dns.md")] == ["dns.md"]
-
-    store.delete_source("runbooks", "disk.md")
-    assert store.chunks("runbooks", "disk.md") == []
-    assert store.info("runbooks").points == 1  # type: ignore[union-attr]
-
-
-def test_file_states_flag_incomplete_versions(store: EdgeStore, embedder: Embedder) -> None:
-    store.ensure_collection("runbooks", embedder=embedder.name, dimension=embedder.dimension)
-    _upsert(store, embedder, [_chunk("disk.md", "Disk", f"part {i}", index=i, count=3) for i in (0, 2)])
-    state = store.file_states("runbooks")["disk.md"]["sha-1"]
-    assert (state.chunk_count, state.present, state.complete) == (3, 2, False)
-
-
-def test_upserting_the_same_chunk_twice_does_not_duplicate(filled: EdgeStore, embedder: Embedder) -> None:
-    _upsert(filled, embedder, [_chunk("disk.md", *CHUNKS["disk.md"])])
-    assert filled.info("runbooks").points == len(CHUNKS)  # type: ignore[union-attr]
-
-
-def test_term_stats_persist(settings: Settings, embedder: Embedder) -> None:
-    with EdgeStore(settings) as store:
-        store.ensure_collection("runbooks", embedder=embedder.name, dimension=embedder.dimension)
-        store.set_term_stats("runbooks", TermStats(chunks=4, df={7: 1, 2**32 - 1: 4}))
-    with EdgeStore(settings) as store:
-        stats = store.info("runbooks").term_stats  # type: ignore[union-attr]
-        assert stats == TermStats(chunks=4, df={7: 1, 2**32 - 1: 4})
-        assert stats.idf(7) > stats.idf(2**32 - 1) > 0
-        assert store.info("runbooks").embedder == embedder.name  # type: ignore[union-attr]
-    # Written atomically: no temporary file is left behind.
-    assert sorted(p.name for p in (settings.index_path / "edge").iterdir()) == [".lock", "runbooks", "runbooks.json"]
-
-
-def test_delete_collection(store: EdgeStore, embedder: Embedder, settings: Settings) -> None:
-    store.ensure_collection("runbooks", embedder=embedder.name, dimension=embedder.dimension)
-    _upsert(store, embedder, [_chunk("disk.md", *CHUNKS["disk.md"])])
-    assert store.delete_collection("runbooks") is True
-    assert store.delete_collection("runbooks") is False
-    assert store.collections() == []
-    assert not (settings.index_path / "edge" / "runbooks").exists()
-    # The name can be used again, empty.
-    assert store.ensure_collection("runbooks", embedder=embedder.name, dimension=embedder.dimension).points == 0
 
 
 # Edge specifics ------------------------------------------------------------------------------
@@ -278,15 +128,6 @@ def test_interrupted_create_is_replaced(settings: Settings, embedder: Embedder) 
     with EdgeStore(settings) as store:
         assert store.collections() == []
         assert store.ensure_collection("runbooks", embedder=embedder.name, dimension=embedder.dimension).points == 0
-
-
-def test_sources_filter_restricts_every_mode(filled: EdgeStore, embedder: Embedder) -> None:
-    for mode in ("hybrid", "dense", "sparse"):
-        ranked = _top(filled, embedder, "run redis-cli info memory", mode, sources=["dns.md", "disk.md"])
-        assert ranked, mode
-        assert set(ranked) <= {"dns.md", "disk.md"}, (mode, ranked)
-    assert _top(filled, embedder, "redis-cli info memory", "hybrid", sources=["redis.md"]) == ["redis.md"]
-    assert _top(filled, embedder, "redis-cli info memory", "hybrid", sources=["nowhere.md"]) == []
 
 
 @pytest.mark.parametrize("name", ["../up", "a/b", ".hidden", ""])
