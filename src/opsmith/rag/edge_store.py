@@ -51,6 +51,7 @@ from opsmith.rag.store import (
     TermStats,
     checked_info,
     collection_info,
+    count_file_states,
 )
 
 if TYPE_CHECKING:
@@ -193,14 +194,8 @@ class EdgeStore:
 
     def file_states(self, collection: str) -> dict[str, dict[str, FileState]]:
         """Per source, per stored file version: how many of its chunks are present."""
-        states: dict[str, dict[str, FileState]] = {}
-        for record in self._scroll(collection, fields=["source", "file_sha256", "chunk_count"]):
-            payload = record.payload or {}
-            versions = states.setdefault(payload["source"], {})
-            sha = payload["file_sha256"]
-            state = versions.setdefault(sha, FileState(sha, int(payload["chunk_count"]), 0))
-            state.present += 1
-        return states
+        records = self._scroll(collection, fields=["source", "file_sha256", "chunk_count"])
+        return count_file_states(record.payload or {} for record in records)
 
     def delete_source(self, collection: str, source: str, *, keep_sha256: str | None = None) -> None:
         import qdrant_edge as edge

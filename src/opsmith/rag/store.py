@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -145,6 +145,17 @@ def collection_info(collection: str, points: int, meta: dict[str, Any]) -> Colle
         if "bm25_df" in meta
         else None,
     )
+
+
+def count_file_states(payloads: Iterable[dict[str, Any]]) -> dict[str, dict[str, FileState]]:
+    """Per source, per file version (hash): how many of its chunks the payloads show."""
+    states: dict[str, dict[str, FileState]] = {}
+    for payload in payloads:
+        versions = states.setdefault(payload["source"], {})
+        sha = payload["file_sha256"]
+        state = versions.setdefault(sha, FileState(sha, int(payload["chunk_count"]), 0))
+        state.present += 1
+    return states
 
 
 def checked_info(
@@ -341,14 +352,8 @@ class QdrantStore:
 
     def file_states(self, collection: str) -> dict[str, dict[str, FileState]]:
         """Per source, per stored file version: how many of its chunks are present."""
-        states: dict[str, dict[str, FileState]] = {}
-        for record in self._scroll(collection, fields=["source", "file_sha256", "chunk_count"]):
-            payload = record.payload or {}
-            versions = states.setdefault(payload["source"], {})
-            sha = payload["file_sha256"]
-            state = versions.setdefault(sha, FileState(sha, int(payload["chunk_count"]), 0))
-            state.present += 1
-        return states
+        records = self._scroll(collection, fields=["source", "file_sha256", "chunk_count"])
+        return count_file_states(record.payload or {} for record in records)
 
     def delete_source(self, collection: str, source: str, *, keep_sha256: str | None = None) -> None:
         from qdrant_client import models
