@@ -31,6 +31,7 @@ from opsmith.errors import EmptyQuestionError, SourceNotFoundError
 
 if TYPE_CHECKING:
     from opsmith.llm import ChatModel
+    from opsmith.llm.calllog import CallLog
     from opsmith.rag.answer import Answer
     from opsmith.rag.embedder import Embedder
     from opsmith.rag.ingest import IngestReport, ProgressHook
@@ -144,6 +145,7 @@ class Backend:
         self._chat_model = chat_model
         self._chat_model_ready = chat_model is not None
         self._retrievers: dict[str, tuple[float, Retriever]] = {}
+        self._log: CallLog | None = None
 
     @property
     def collection(self) -> str:
@@ -193,6 +195,15 @@ class Backend:
                 self._chat_model_ready = True
             return self._chat_model
 
+    def _call_log(self) -> CallLog:
+        # Opened once: opening checks the schema, which a server should not redo per question.
+        with self._chat_lock:
+            if self._log is None:
+                from opsmith.llm.calllog import CallLog
+
+                self._log = CallLog.for_settings(self.settings)
+            return self._log
+
     def warm_up(self) -> None:
         """Load the store and the embedder now, and run one query through the embedder."""
         self.store()
@@ -217,7 +228,6 @@ class Backend:
     ) -> Answer:
         """Answer from the runbooks only (see :func:`opsmith.rag.answer.answer_question`);
         ``sources`` limits retrieval to those runbooks."""
-        from opsmith.llm.calllog import CallLog
         from opsmith.rag.answer import answer_question
 
         if not question.strip():
@@ -233,7 +243,7 @@ class Backend:
             refusal_threshold=settings.refusal_threshold,
             max_tokens=settings.llm_max_tokens,
             on_delta=on_delta,
-            log=CallLog.for_settings(settings) if chat_model is not None else None,
+            log=self._call_log() if chat_model is not None else None,
         )
 
     def collections(self) -> CollectionsResult:

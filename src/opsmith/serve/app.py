@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import re
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -763,8 +764,6 @@ async def _ingest_uploads(request: Request, service: Service) -> Any:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(await upload.read())
     except BaseException:
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
         raise
     finally:
