@@ -11,6 +11,7 @@ at the moment of use, and :meth:`Settings.public_dict` shows it as ``<redacted>`
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from opsmith.errors import ConfigError
+from opsmith.errors import ConfigError, InvalidCollectionNameError
 
 ProviderName = Literal["none", "anthropic", "openai", "local_hf"]
 RetrievalMode = Literal["hybrid", "dense", "sparse"]
@@ -38,6 +39,28 @@ DEFAULT_BASE_URLS: dict[str, str] = {
     "anthropic": "https://api.anthropic.com",
     "openai": "https://api.openai.com/v1",
 }
+
+
+#: What a collection may be called: one path-safe word, so it can never name a folder elsewhere.
+COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+
+
+def check_collection_name(name: str) -> str:
+    """``name`` when it can be a collection's name; raises :class:`InvalidCollectionNameError`.
+
+    One rule for the CLI, the config file, the HTTP API and MCP: 1 to 255 characters of
+    letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit (so no ``/``,
+    no ``..``, no control characters).
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidCollectionNameError(str(name or ""), "it is empty")
+    if len(name) > 255:
+        raise InvalidCollectionNameError(name, f"{len(name)} characters, at most 255")
+    if not (name[0].isascii() and name[0].isalnum()):
+        raise InvalidCollectionNameError(name, "it does not start with a letter or digit")
+    if not COLLECTION_NAME.fullmatch(name):
+        raise InvalidCollectionNameError(name, "it holds characters other than letters, digits, '.', '_' and '-'")
+    return name
 
 
 def default_home() -> Path:
@@ -146,6 +169,14 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("collection", mode="after")
+    @classmethod
+    def _check_collection(cls, value: str) -> str:
+        try:
+            return check_collection_name(value)
+        except InvalidCollectionNameError as exc:
+            raise ValueError(str(exc)) from None
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -214,6 +245,8 @@ def read_secret(env_name: str | None) -> str | None:
 def load_settings(**overrides: Any) -> Settings:
     """Build :class:`Settings`; ``None`` overrides are ignored so CLI flags can default to None."""
     given = {key: value for key, value in overrides.items() if value is not None}
+    if "collection" in given:  # a flag: its own one-line error, not a settings error
+        check_collection_name(given["collection"])
     try:
         return Settings(**given)
     except ValidationError as exc:

@@ -11,7 +11,8 @@ one line and the HTTP API can return it as a problem document unchanged.
     ├── InputError                  bad user input (paths, questions, files)
     │   ├── PathNotFoundError
     │   ├── PathNotAllowedError     outside the folders the service may read
-    │   └── EmptyQuestionError
+    │   ├── EmptyQuestionError
+    │   └── InvalidCollectionNameError
     ├── StoreError                  the vector store
     │   ├── CollectionNotFoundError
     │   ├── EmbedderMismatchError
@@ -82,6 +83,16 @@ class PathNotAllowedError(InputError):
 class EmptyQuestionError(InputError):
     def __init__(self) -> None:
         super().__init__('The question is empty — pass some text, e.g. opsmith ask "why is etcd slow?"')
+
+
+class InvalidCollectionNameError(InputError):
+    def __init__(self, name: str, rule: str) -> None:
+        self.name = name
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        super().__init__(
+            f"Collection name {shown!r} is not allowed ({rule})"
+            " — use letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. --collection runbooks"
+        )
 
 
 class StoreError(OpsmithError):
