@@ -66,6 +66,18 @@ def test_secrets_are_named_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings(provider="openai").public_dict()["llm_api_key"] == "not set ($OPENAI_API_KEY)"
 
 
+def test_passwords_inside_url_settings_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSMITH_BASE_URL", "http://svc:LLM-PASS@vllm.internal:8000/v1")
+    monkeypatch.setenv("OPSMITH_QDRANT_URL", "https://TOKEN-ONLY@qdrant.internal:6333/?api-key=QUERY-KEY&x=1")
+    settings = load_settings()
+    public = settings.public_dict()
+    assert public["base_url"] == "http://svc:***@vllm.internal:8000/v1"
+    assert public["qdrant_url"] == "https://***@qdrant.internal:6333/?api-key=***&x=1"
+    for secret in ("LLM-PASS", "TOKEN-ONLY", "QUERY-KEY"):
+        assert secret not in json.dumps(public)
+    assert settings.base_url == "http://svc:LLM-PASS@vllm.internal:8000/v1"  # the setting itself is intact
+
+
 def test_every_setting_is_documented() -> None:
     docs = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     missing = [name for name in Settings.model_fields if f"`OPSMITH_{name.upper()}`" not in docs]

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from opsmith._display import mask_url
 from opsmith.errors import ConfigError, InvalidCollectionNameError
 
 ProviderName = Literal["none", "anthropic", "openai", "local_hf"]
@@ -63,6 +64,31 @@ def check_collection_name(name: str) -> str:
     return name
 
 
+def check_qdrant_url(url: str) -> str:
+    """``url`` when it can name a Qdrant server: an ``http://`` or ``https://`` URL with a host.
+
+    Raises :class:`ConfigError` otherwise (``file://``, ``grpc://``, no scheme...). The URL
+    itself is not repeated in the message: it may hold a password.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        scheme, host = parts.scheme.lower(), parts.hostname
+    except ValueError:  # e.g. an unclosed [IPv6 bracket
+        scheme, host = "", None
+    if scheme in ("http", "https") and host:
+        return url
+    if "://" not in url:
+        got = "no scheme"
+    else:
+        got = "no host" if scheme in ("http", "https") or not scheme else f"'{scheme}://'"
+    raise ConfigError(
+        f"qdrant_url must be an http:// or https:// URL with a host (got {got}) — set OPSMITH_QDRANT_URL"
+        " to e.g. http://qdrant:6333, or leave it unset for the embedded index under OPSMITH_HOME"
+    )
+
+
 def default_home() -> Path:
     return Path(os.environ.get("OPSMITH_HOME") or Path.home() / ".opsmith").expanduser()
 
@@ -98,7 +124,12 @@ class Settings(BaseSettings):
     model: str | None = Field(None, description="Model name; a per-provider default when unset.")
     base_url: str | None = Field(None, description="Provider endpoint, e.g. http://localhost:8000/v1 for vLLM.")
     llm_api_key_env: str | None = Field(None, description="Name of the env var holding the provider key.")
-    llm_timeout: float = Field(60.0, gt=0, description="Seconds before one LLM request times out.")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds an LLM request may wait to connect or for more data.")
+    llm_deadline: float = Field(
+        120.0,
+        gt=0,
+        description="Most seconds one LLM call may take in all: connect, retries, backoff and the whole answer.",
+    )
     llm_max_retries: int = Field(3, ge=0, description="Retries on transport errors, 429 and 5xx.")
     llm_max_attempts: int = Field(
         3, ge=1, description="Calls allowed to get schema-valid structured output (re-asks included)."
@@ -111,7 +142,9 @@ class Settings(BaseSettings):
         "qdrant",
         description="qdrant: qdrant-client (embedded, or a server with qdrant_url); edge: Qdrant Edge, in-process.",
     )
-    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset means embedded local mode.")
+    qdrant_url: str | None = Field(
+        None, description="Qdrant server http(s):// URL, e.g. http://qdrant:6333; unset means embedded local mode."
+    )
     qdrant_api_key_env: str = Field("QDRANT_API_KEY", description="Name of the env var holding the Qdrant key.")
     collection: str = Field("runbooks", description="Default Qdrant collection.")
 
@@ -128,6 +161,9 @@ class Settings(BaseSettings):
         ge=0,
         le=2,
         description="Refuse when support (best cosine + IDF-weighted term coverage, 0..2) is below this.",
+    )
+    require_citations: bool = Field(
+        True, description="Refuse an LLM answer that cites no supplied excerpt; off: return it marked grounded=false."
     )
     chunk_tokens: int = Field(256, ge=32, description="Token cap per chunk (the embedder's word pieces).")
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive pieces of a long section.")
@@ -150,6 +186,26 @@ class Settings(BaseSettings):
         120, ge=0, description="Requests per minute per token (per client IP without auth); 0 = off."
     )
     max_request_bytes: int = Field(25_000_000, gt=0, description="Largest request body accepted (uploads included).")
+    max_buffered_request_bytes: int = Field(
+        100_000_000,
+        gt=0,
+        description="Request body bytes held at once over all requests (at least max_request_bytes); 503 beyond.",
+    )
+    body_read_timeout: float = Field(60.0, gt=0, description="Seconds a request's whole body may take to arrive; 408.")
+    header_read_timeout: float = Field(
+        10.0, gt=0, description="Seconds a connection may take to send a request's headers before it is closed."
+    )
+    max_concurrent_llm_calls: int = Field(
+        16, ge=1, description="LLM calls `opsmith serve` runs at once (asks, reviews, alerts); 503 beyond."
+    )
+    max_review_files: int = Field(200, ge=1, description="Files one POST /v1/review may send; 413 beyond.")
+    max_review_bytes: int = Field(
+        1_000_000, ge=1, description="Total UTF-8 bytes of the files one POST /v1/review may send; 413 beyond."
+    )
+    max_alerts_per_request: int = Field(
+        50, ge=1, description="Alerts one Alertmanager notification may carry; 413 beyond (set max_alerts to match)."
+    )
+    max_upload_files: int = Field(1000, ge=1, description="Files one POST /v1/ingest upload may carry; 400 beyond.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed by CORS, comma-separated; empty means CORS is off."
     )
@@ -175,6 +231,16 @@ class Settings(BaseSettings):
         try:
             return check_collection_name(value)
         except InvalidCollectionNameError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("qdrant_url", mode="after")
+    @classmethod
+    def _check_qdrant_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():  # empty (OPSMITH_QDRANT_URL=) means unset
+            return None
+        try:
+            return check_qdrant_url(value)
+        except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
     @field_validator("home", mode="after")
@@ -213,8 +279,14 @@ class Settings(BaseSettings):
         return self.base_url or DEFAULT_BASE_URLS.get(self.provider)
 
     def public_dict(self) -> dict[str, Any]:
-        """Settings as plain JSON, with whether each secret is set but never its value."""
+        """Settings as plain JSON, with whether each secret is set but never its value.
+
+        URL settings keep their host but not a password or a secret query value (:func:`mask_url`).
+        """
         data = self.model_dump(mode="json")
+        for key in ("base_url", "qdrant_url"):  # a URL may carry a password or a token
+            if data[key]:
+                data[key] = mask_url(data[key])
         data["llm_api_key"] = _secret_state(self.resolved_key_env)
         data["qdrant_api_key"] = _secret_state(self.qdrant_api_key_env)
         data["api_tokens"] = f"<redacted: {len(self.api_tokens)} set>" if self.api_tokens else "not set"

@@ -17,16 +17,19 @@ one line and the HTTP API can return it as a problem document unchanged.
     │   ├── CollectionNotFoundError
     │   ├── EmbedderMismatchError
     │   ├── IndexLockedError
+    │   ├── IndexMissingError       the local index folder was deleted under a running process
     │   ├── SourceNotFoundError
     │   └── StoreUnavailableError
     ├── EmbedderError               the embedding model cannot be loaded
     ├── TemplateError               a prompt template is missing or invalid
+    ├── ReviewFailedError           `opsmith review` could not finish (exit 2: 1 means findings)
     ├── StructuredOutputError       the model never produced valid structured output
     │   └── TruncatedOutputError    the output was cut off by the token limit
     └── ProviderError               an LLM provider call failed
         ├── ProviderAuthError       401/403: the key is wrong or missing
         ├── ProviderRateLimitError  429 after retries
         ├── ProviderTimeoutError    no answer within the timeout, after retries
+        │   └── ProviderDeadlineError  the call's total deadline (llm_deadline) passed
         ├── ProviderUnavailableError  unreachable or 5xx after retries
         └── ProviderResponseError   an answer we cannot use
     ServiceError                    the HTTP service refuses a request (opsmith serve)
@@ -34,12 +37,17 @@ one line and the HTTP API can return it as a problem document unchanged.
     ├── PermissionDeniedError       the token may not use this route (403)
     ├── RateLimitedError            the token's request budget is spent (429)
     ├── RequestTooLargeError        the body is over the size limit (413)
+    ├── LimitExceededError          too many files, bytes or alerts for one request (413)
+    ├── RequestTimeoutError         the body did not arrive within its deadline (408)
+    ├── ServiceBusyError            no LLM slot or body budget free right now (503, Retry-After)
     └── JobNotFoundError            no background job with that id (404)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from opsmith._display import mask_url, mask_urls
 
 
 class OpsmithError(Exception):
@@ -128,6 +136,15 @@ class IndexLockedError(StoreError):
         )
 
 
+class IndexMissingError(StoreError):
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        super().__init__(
+            f"The local index folder {path} was deleted or replaced while this process was running"
+            " — restart the process (e.g. `opsmith serve`) to open a new index there, then ingest again"
+        )
+
+
 class SourceNotFoundError(StoreError):
     def __init__(self, collection: str, source: str) -> None:
         self.collection = collection
@@ -140,9 +157,11 @@ class SourceNotFoundError(StoreError):
 
 class StoreUnavailableError(StoreError):
     def __init__(self, url: str, detail: str) -> None:
-        self.url = url
+        # Masked: the message is printed and returned over HTTP, and a URL may hold a password.
+        self.url = mask_url(url)
         super().__init__(
-            f"Cannot reach Qdrant at {url} ({detail}) — check OPSMITH_QDRANT_URL and that the server is up"
+            f"Cannot reach Qdrant at {self.url} ({mask_urls(detail)})"
+            " — check OPSMITH_QDRANT_URL and that the server is up"
         )
 
 
@@ -154,6 +173,12 @@ class EmbedderError(OpsmithError):
 
 class TemplateError(OpsmithError):
     """A prompt template cannot be found, parsed or rendered."""
+
+    exit_code = 2
+
+
+class ReviewFailedError(OpsmithError):
+    """``opsmith review`` could not finish. Exit 2, never 1: to CI, 1 means "the Terraform has findings"."""
 
     exit_code = 2
 
@@ -200,6 +225,14 @@ class ProviderTimeoutError(ProviderError):
     pass
 
 
+class ProviderDeadlineError(ProviderTimeoutError):
+    """The whole call, retries and streamed answer included, ran past ``deadline`` seconds."""
+
+    def __init__(self, message: str, *, provider: str = "", deadline: float, status: int | None = None) -> None:
+        super().__init__(message, provider=provider, status=status)
+        self.deadline = deadline
+
+
 class ProviderUnavailableError(ProviderError):
     pass
 
@@ -242,6 +275,33 @@ class RequestTooLargeError(ServiceError):
             f"Request body is larger than {limit:,} bytes — send fewer or smaller files,"
             " or raise OPSMITH_MAX_REQUEST_BYTES on the server"
         )
+
+
+class LimitExceededError(ServiceError):
+    """One request asks for more work than a per-request limit allows (files, bytes, alerts)."""
+
+    def __init__(self, what: str, *, limit: int, setting: str, advice: str) -> None:
+        self.limit = limit
+        self.setting = setting
+        super().__init__(f"{what}, over the limit of {limit:,} — {advice}, or raise {setting} on the server")
+
+
+class RequestTimeoutError(ServiceError):
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"The request body did not arrive within {seconds:g} s — send it in one go,"
+            " or raise OPSMITH_BODY_READ_TIMEOUT on the server"
+        )
+
+
+class ServiceBusyError(ServiceError):
+    """Every slot of a shared resource is taken; ``retry_after`` is a hint in seconds."""
+
+    def __init__(self, what: str, *, setting: str, retry_after: float = 5.0) -> None:
+        self.retry_after = retry_after
+        self.setting = setting
+        super().__init__(f"{what} — retry in {max(1, round(retry_after))} s, or raise {setting} on the server")
 
 
 class JobNotFoundError(ServiceError):
