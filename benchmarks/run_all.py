@@ -20,6 +20,7 @@ SCRIPTS = [
     "review_speed.py",
     "review_quality.py",
     "service_load.py",
+    "service_memory.py",
     "finetune_validate_speed.py",
     "finetune_throughput.py",
 ]

@@ -9,7 +9,10 @@ It is safe to call from many threads at once:
 * qdrant-client's local mode is not, so :class:`~opsmith.rag.store.QdrantStore` serialises its
   calls (a Qdrant server and Qdrant Edge, ``vector_store = "edge"``, lock inside the engine);
 * nothing is held while an LLM generates, so one slow answer does not stall the others, and an
-  ingest running in the background embeds while questions are answered.
+  ingest running in the background embeds while questions are answered;
+* at most ``max_concurrent_llm_calls`` calls that may use the LLM run at once: a caller takes
+  an :meth:`Backend.llm_slot` first, and gets :class:`~opsmith.errors.ServiceBusyError` at once
+  when none is free, rather than a worker thread that waits on a slow provider.
 
 The JSON shapes returned here are those of the CLI's ``--json`` output; the HTTP API and the
 MCP tools return them unchanged.
@@ -27,7 +30,7 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from opsmith.config import RetrievalMode, Settings
-from opsmith.errors import EmptyQuestionError, SourceNotFoundError
+from opsmith.errors import EmptyQuestionError, ServiceBusyError, SourceNotFoundError
 
 if TYPE_CHECKING:
     from opsmith.llm import ChatModel
@@ -43,6 +46,7 @@ __all__ = [
     "Backend",
     "CollectionJSON",
     "CollectionsResult",
+    "LLMSlot",
     "SearchHit",
     "SearchResult",
     "SourceSection",
@@ -122,6 +126,34 @@ class SourceView(TypedDict):
 #: How long a collection's metadata (term statistics, embedder) is reused between questions.
 RETRIEVER_TTL_SECONDS = 5.0
 
+#: What a caller refused an LLM slot is told to wait: an answer takes seconds.
+LLM_BUSY_RETRY_AFTER = 5.0
+
+
+class LLMSlot:
+    """One of the backend's LLM slots, taken when made (an empty one without an LLM); ``with slot:``
+    (or :meth:`release`) gives it back.
+
+    Taken and released in different places on purpose: the HTTP service takes it on the event
+    loop, before it starts a worker thread or a response stream, and the worker releases it
+    when the call is over, however the client fared.
+    """
+
+    def __init__(self, semaphore: threading.BoundedSemaphore | None) -> None:
+        self._semaphore = semaphore
+
+    def release(self) -> None:
+        """Give the slot back; a second call does nothing."""
+        semaphore, self._semaphore = self._semaphore, None
+        if semaphore is not None:
+            semaphore.release()
+
+    def __enter__(self) -> LLMSlot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
 
 class Backend:
     """What a server shares for its lifetime.
@@ -146,6 +178,7 @@ class Backend:
         self._chat_model_ready = chat_model is not None
         self._retrievers: dict[str, tuple[float, Retriever]] = {}
         self._log: CallLog | None = None
+        self._llm_slots = threading.BoundedSemaphore(settings.max_concurrent_llm_calls)
 
     @property
     def collection(self) -> str:
@@ -194,6 +227,27 @@ class Backend:
                 self._chat_model = get_chat_model(self.settings)
                 self._chat_model_ready = True
             return self._chat_model
+
+    def llm_slot(self) -> LLMSlot:
+        """A slot for one call that may use the LLM (an answer, a review, an alert batch), taken now.
+
+        Nothing is taken when no LLM is configured (extractive answers and rule-only reviews are
+        never limited). Hold it for the whole call, a streamed answer included.
+
+        Raises:
+            ServiceBusyError: all ``max_concurrent_llm_calls`` slots are in use.
+            ConfigError: the provider is configured but unusable (a missing key).
+        """
+        if self.chat_model() is None:
+            return LLMSlot(None)
+        if not self._llm_slots.acquire(blocking=False):
+            limit = self.settings.max_concurrent_llm_calls
+            raise ServiceBusyError(
+                f"All {limit} LLM call slot{'s' * (limit != 1)} are in use",
+                setting="OPSMITH_MAX_CONCURRENT_LLM_CALLS",
+                retry_after=LLM_BUSY_RETRY_AFTER,
+            )
+        return LLMSlot(self._llm_slots)
 
     def _call_log(self) -> CallLog:
         # Opened once: opening checks the schema, which a server should not redo per question.
@@ -244,6 +298,7 @@ class Backend:
             max_tokens=settings.llm_max_tokens,
             on_delta=on_delta,
             log=self._call_log() if chat_model is not None else None,
+            require_citations=settings.require_citations,
         )
 
     def collections(self) -> CollectionsResult:

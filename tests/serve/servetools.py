@@ -9,7 +9,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,3 +188,86 @@ class Receiver:
     url: str
     status: int = 200
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class RawResponse:
+    """What :func:`raw_request` saw: the response, and how the app read the request body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    receive_calls: int
+    body_sent: int
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+BodyPiece = bytes | Callable[[], Any]
+
+
+async def raw_request(
+    app: FastAPI,
+    method: str,
+    path: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: Sequence[BodyPiece] = (),
+) -> RawResponse:
+    """Drive ``app`` with one HTTP request at the ASGI level, as a server would.
+
+    Unlike an HTTP client, this shows what the app does with the body: ``receive_calls`` counts
+    the calls of the server's ``receive`` and ``body_sent`` the bytes handed over. Each piece of
+    ``body`` is a chunk, or an async callable awaited in its place (to stall, say); after the last
+    piece, ``receive`` waits for ever, as for a client that sent all it had and waits for the answer.
+    """
+    pieces = list(body)
+    state = {"calls": 0, "sent": 0, "next": 0}
+    raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"opsmith.test"), *raw_headers],
+        "client": ("127.0.0.1", 40000),
+        "server": ("opsmith.test", 80),
+        "state": {},
+    }
+    responded = anyio.Event()
+
+    async def receive() -> dict[str, Any]:
+        state["calls"] += 1
+        while state["next"] < len(pieces):
+            piece = pieces[state["next"]]
+            state["next"] += 1
+            if callable(piece):
+                await piece()
+                continue
+            state["sent"] += len(piece)
+            return {"type": "http.request", "body": piece, "more_body": state["next"] < len(pieces)}
+        if not pieces and state["calls"] == 1:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await responded.wait()
+        return {"type": "http.disconnect"}
+
+    start: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                responded.set()
+
+    await app(scope, receive, send)
+    response_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", [])}
+    return RawResponse(start["status"], response_headers, b"".join(chunks), state["calls"], state["sent"])

@@ -28,6 +28,7 @@ from opsmith.serve.alerts import (
     AlertAnswer,
     AlertmanagerPayload,
     alert_question,
+    is_specific,
     match_runbook,
     post_webhook,
     slack_message,
@@ -191,6 +192,27 @@ def test_an_alert_without_a_name_or_annotations_still_gives_a_question() -> None
     )
     only_text = alert_question(Alert(annotations={"description": "Disk /var is 95% full"}))
     assert only_text == "Alert: Disk /var is 95% full. What should on-call check and do?"
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations", "specific"),
+    [
+        ({}, {}, False),
+        ({"alertname": "X"}, {}, False),
+        ({"alertname": "TestAlert", "severity": "critical"}, {}, False),
+        ({"severity": "page", "namespace": "payments", "instance": "10.0.0.5:9100"}, {}, False),
+        ({"alertname": "A1"}, {"summary": "Alert firing (critical)."}, False),
+        ({"alertname": "KubePodCrashLooping"}, {}, True),
+        ({"alertname": "DiskFull"}, {}, True),
+        ({"alertname": "X"}, {"description": "Disk /var is 95% full"}, True),
+        ({}, {"message": "etcd has no leader"}, True),
+        ({"alertname": "high_error_rate"}, {}, True),
+    ],
+)
+def test_an_alert_is_specific_when_its_name_or_text_says_what_is_wrong(
+    labels: dict[str, str], annotations: dict[str, str], specific: bool
+) -> None:
+    assert is_specific(Alert(labels=labels, annotations=annotations)) is specific
 
 
 def test_long_annotations_are_cut_but_the_name_and_the_closing_question_stay() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from servetools import (
     COVERED_QUESTION,
     RUNBOOKS_DIR,
@@ -574,6 +575,50 @@ async def test_a_failing_webhook_is_reported_without_its_url(
     assert metric_value(metrics, "opsmith_alert_webhook_errors_total") == 1
 
 
+@pytest.mark.parametrize(
+    "alert",
+    [
+        {},
+        {"labels": {"alertname": "X"}},
+        {"labels": {"severity": "critical"}},
+        {"labels": {"alertname": "TestAlert", "severity": "warning", "namespace": "prod", "instance": "db-2"}},
+        {"labels": {"alertname": "X"}, "annotations": {"summary": "Alert firing.", "description": "critical"}},
+    ],
+    ids=["no-labels", "name-x", "only-severity", "generic-name-and-where", "generic-annotations"],
+)
+async def test_an_alert_that_says_nothing_specific_is_refused_not_answered(app: FastAPI, alert: dict[str, Any]) -> None:
+    """Today's main answered these from whichever runbook mentions alerts and severities most."""
+    async with api_client(app) as client:
+        response = await client.post("/v1/alerts/alertmanager", json={"alerts": [alert]})
+
+    assert response.status_code == 200, response.text
+    [result] = response.json()["alerts"]
+    answer = result["answer"]
+    assert set(answer) == ANSWER_KEYS
+    assert answer["refused"] is True
+    assert answer["answer"] == REFUSAL
+    assert answer["citations"] == []
+
+
+async def test_specific_alerts_in_the_same_batch_are_still_answered(app: FastAPI) -> None:
+    payload = {
+        "alerts": [
+            {"labels": {"alertname": "X"}},
+            {
+                "labels": {"alertname": "PostgresReplicationLag", "severity": "critical"},
+                "annotations": {"summary": "Replica db-2 is far behind the primary."},
+            },
+        ]
+    }
+    async with api_client(app) as client:
+        response = await client.post("/v1/alerts/alertmanager", json=payload)
+
+    vague, specific = response.json()["alerts"]
+    assert vague["answer"]["refused"] is True
+    assert specific["answer"]["refused"] is False
+    assert {c["source"] for c in specific["answer"]["citations"]} == {REPLICATION_RUNBOOK}
+
+
 # /metrics ---------------------------------------------------------------------------------------------------
 
 
@@ -624,6 +669,33 @@ async def test_metrics_label_requests_refused_before_routing_by_template(make_ap
 
     routes = {labels["route"] for labels in metric_labels(text, "opsmith_http_requests_total")}
     assert not any("aaaaaaaa" in route or "bbbbbbbb" in route for route in routes), routes
+
+
+def _series(exposition: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items())))
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+async def test_unknown_methods_and_unmatched_paths_add_no_metrics_series(make_app: AppFactory) -> None:
+    """Today's main labelled each request with its raw method: 100 invented methods made 100 series."""
+    app = make_app(api_tokens=TOKENS_SETTING)
+    async with api_client(app) as client:
+        for method, path in (("BREW", "/pot"), ("BREW", "/v1/pot"), ("BREW", "/healthz"), ("GET", "/metrics")):
+            await client.request(method, path)
+        before = _series((await client.get("/metrics")).text)
+        statuses = set()
+        for i in range(100):
+            for method, path in ((f"Q{i}X", f"/scan/{i}/x.php"), (f"M{i}", f"/v1/scan/{i}"), (f"P{i}", "/healthz")):
+                statuses.add((await client.request(method, path)).status_code)
+        after = _series((await client.get("/metrics")).text)
+
+    assert statuses == {401, 404, 405}
+    assert after == before
+    methods = {dict(labels).get("method") for name, labels in after if name == "opsmith_http_requests_total"}
+    assert methods == {"GET", "other"}
 
 
 # Health and readiness -------------------------------------------------------------------------------------

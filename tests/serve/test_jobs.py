@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import re
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -23,12 +24,15 @@ from servetools import (
     AppFactory,
     api_client,
     assert_problem,
+    copy_home,
     metric_value,
+    serve_settings,
     wait_for_job,
 )
 
 from opsmith.backend import Backend
-from opsmith.errors import JobNotFoundError
+from opsmith.errors import IndexMissingError, JobNotFoundError
+from opsmith.serve.app import create_app
 from opsmith.serve.jobs import JobManager
 from opsmith.serve.metrics import ServiceMetrics
 
@@ -175,6 +179,151 @@ async def test_an_upload_without_files_is_400(app: FastAPI) -> None:
 
     assert "multipart form field 'files'" in assert_problem(response, 400)["detail"]
     gc.collect()  # an unclosed part warns here, in this test, not in whichever test collects it later
+
+
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [
+        ([("x" * 300 + ".md", SFTP)], "is too long (at most 255 bytes per file or folder name"),
+        ([("notes/" + "é" * 130 + ".md", SFTP)], "is too long"),  # 260 bytes, though only 133 characters
+        ([("a.md", SFTP), ("a.md/b.md", ZOOKEEPER)], "use 'a.md' as both a file and a folder"),
+        ([("db/b.md", ZOOKEEPER), ("db", SFTP)], "use 'db' as both a file and a folder"),
+    ],
+    ids=["long-name", "long-utf8-name", "file-then-folder", "folder-then-file"],
+)
+async def test_upload_names_that_cannot_be_files_are_400_not_500(
+    app: FastAPI, backend: Backend, files: list[tuple[str, bytes]], said: str
+) -> None:
+    async with api_client(app) as client:
+        response = await client.post("/v1/ingest", files=[("files", item) for item in files])
+        jobs = (await client.get("/v1/jobs")).json()["jobs"]
+
+    problem = assert_problem(response, 400)
+    assert said in problem["detail"]
+    assert problem["detail"].endswith(("shorten it", "rename one of them"))
+    assert str(backend.settings.home) not in problem["detail"]
+    assert jobs == []
+    uploads = backend.settings.home / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())
+
+
+async def test_hidden_upload_names_are_reported_as_skipped_not_dropped(app: FastAPI) -> None:
+    files = [
+        ("files", (".obsidian/workspace.md", SFTP)),
+        ("files", ("ops/.draft.md", SFTP)),
+        ("files", ("z.md", ZOOKEEPER)),
+    ]
+    async with api_client(app) as client:
+        response = await client.post("/v1/ingest", files=files, data={"collection": "hidden-names"})
+        assert response.status_code == 202, response.text
+        done = await wait_for_job(client, response.json()["job"]["id"])
+        sources = (await client.get("/v1/collections/hidden-names/sources")).json()["sources"]
+
+    assert done["status"] == "succeeded", done
+    skipped = {row["path"]: row["reason"] for row in done["report"]["skipped"]}
+    assert set(skipped) == {".obsidian/workspace.md", "ops/.draft.md"}
+    assert all(reason.startswith("hidden") for reason in skipped.values())
+    assert [row["source"] for row in sources] == ["z.md"]
+
+
+async def test_an_upload_with_nothing_to_ingest_is_400_and_never_names_the_upload_folder(
+    app: FastAPI, backend: Backend
+) -> None:
+    """Today's main queued the job, which then failed with the server's upload folder in its error."""
+    files = [("files", (".hidden/x.md", SFTP)), ("files", ("photo.jpg", b"\xff\xd8"))]
+    async with api_client(app) as client:
+        response = await client.post("/v1/ingest", files=files)
+        jobs = (await client.get("/v1/jobs")).json()["jobs"]
+
+    problem = assert_problem(response, 400)
+    assert problem["detail"].startswith("None of the 2 uploaded files can be ingested (looked for ")
+    assert "uploads" not in problem["detail"]
+    assert str(backend.settings.home) not in problem["detail"]
+    assert jobs == []
+
+
+def test_a_job_error_names_files_relative_to_the_upload_not_the_server_folder(backend: Backend, tmp_path: Path) -> None:
+    folder = tmp_path / "uploads" / "0123456789abcdef"
+    folder.mkdir(parents=True)
+    (folder / "notes.bin").write_bytes(b"\x00")  # nothing ingest reads
+    jobs = JobManager(backend, ServiceMetrics())
+    try:
+        job = jobs.submit_ingest([folder], collection="job-errors", prune=False, cleanup=folder)
+        assert jobs.wait_idle(60)
+    finally:
+        jobs.shutdown()
+
+    assert job.status == "failed"
+    assert job.error is not None
+    assert "the upload" in job.error
+    assert str(tmp_path) not in job.error
+    assert "0123456789abcdef" not in job.error
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a/b", "/abs", "..", "-x", "x" * 256, "tab\there"],
+    ids=["slash", "absolute", "dot-dot", "leading-dash", "256-characters", "tab"],
+)
+async def test_invalid_collection_names_are_refused_up_front(app: FastAPI, layout: Layout, name: str) -> None:
+    """Today's main accepted them with a 202 and the job failed (or the store raised a 500)."""
+    async with api_client(app) as client:
+        upload = await client.post("/v1/ingest", files=[("files", ("a.md", SFTP))], data={"collection": name})
+        path = await client.post("/v1/ingest", json={"path": str(layout.root), "collection": name})
+        ask = await client.post("/v1/ask", json={"question": "disk full", "collection": name})
+        search = await client.post("/v1/search", json={"query": "disk full", "collection": name})
+        jobs = (await client.get("/v1/jobs")).json()["jobs"]
+
+    assert "is not allowed" in assert_problem(upload, 400)["detail"]
+    for response in (path, ask, search):
+        detail = assert_problem(response, 422)["detail"]
+        assert "collection" in detail
+        assert "is not allowed" in detail
+    assert jobs == []
+
+
+@pytest.mark.parametrize("name", ["-x", "x" * 256, "a b"], ids=["leading-dash", "256-characters", "space"])
+async def test_invalid_collection_names_in_paths_are_400(app: FastAPI, name: str) -> None:
+    async with api_client(app) as client:
+        sources = await client.get(f"/v1/collections/{name}/sources")
+        source = await client.get(f"/v1/collections/{name}/sources/db/disk.md")
+
+    for response in (sources, source):
+        assert "is not allowed" in assert_problem(response, 400)["detail"]
+
+
+async def test_an_empty_collection_name_in_json_is_refused(app: FastAPI) -> None:
+    async with api_client(app) as client:
+        ask = await client.post("/v1/ask", json={"question": "disk full", "collection": ""})
+
+    assert "it is empty" in assert_problem(ask, 422)["detail"]
+
+
+async def test_a_deleted_index_folder_makes_the_server_unready_and_ingest_jobs_say_why(
+    runbooks_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    home = copy_home(runbooks_home, tmp_path_factory, "serve-deleted-index")
+    backend = Backend(serve_settings(home))
+    backend.warm_up()
+    app = create_app(backend.settings, backend=backend)
+    try:
+        async with api_client(app) as client:
+            assert (await client.get("/readyz")).status_code == 200
+            shutil.rmtree(backend.settings.index_path)  # an operator cleaning up under a running server
+            ready = await client.get("/readyz")
+            upload = await client.post("/v1/ingest", files=[("files", ("a.md", SFTP))])
+            assert upload.status_code == 202, upload.text
+            job = await wait_for_job(client, upload.json()["job"]["id"])
+    finally:
+        app.state.service.jobs.shutdown()
+        backend.close()
+
+    missing = str(IndexMissingError(backend.settings.index_path))
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "failed", "detail": missing}
+    assert job["status"] == "failed"
+    assert job["error"] == missing  # not "Internal error (OperationalError)"
 
 
 async def test_other_content_types_are_415(app: FastAPI) -> None:

@@ -39,6 +39,7 @@ def serve_command(
 
     from opsmith.serve.app import create_app
     from opsmith.serve.logs import configure_logging
+    from opsmith.serve.server import uvicorn_config
 
     settings = settings_from(collection=collection, qdrant_url=qdrant_url, serve_host=host, serve_port=port)
     app = create_app(settings)
@@ -50,16 +51,7 @@ def serve_command(
     bind, where = settings.serve_host, settings.serve_port
     shown = f"[{bind}]" if ":" in bind else bind
     auth = "bearer tokens required" if service.authenticator.required else "no auth"
-    config = uvicorn.Config(
-        app,
-        host=bind,
-        port=where,
-        log_config=None,
-        access_log=False,
-        log_level=log_level.lower(),
-        timeout_graceful_shutdown=10,
-        server_header=False,
-    )
+    config = uvicorn_config(app, settings, log_level=log_level)
     # Bound here, before uvicorn starts, so a busy port is one line rather than a log of start-up.
     sock = _listen(bind, where)
     err.print(

@@ -35,6 +35,7 @@ __all__ = [
     "AlertAnswer",
     "AlertmanagerPayload",
     "alert_question",
+    "is_specific",
     "match_runbook",
     "post_webhook",
     "slack_message",
@@ -223,6 +224,51 @@ def _clip(text: str, limit: int) -> str:
 
 def _sentence(text: str) -> str:
     return text if text[-1] in ".!?…:" else text + "."
+
+
+#: Words every alert may carry; they say nothing about which runbook applies.
+_GENERIC_WORDS = frozenset(
+    {
+        "alert",
+        "alerts",
+        "alertname",
+        "firing",
+        "resolved",
+        "severity",
+        "critical",
+        "warning",
+        "warn",
+        "info",
+        "page",
+        "none",
+        "high",
+        "medium",
+        "low",
+        "major",
+        "minor",
+        "test",
+    }
+)
+_WORD_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def is_specific(alert: Alert) -> bool:
+    """Whether the alert says what is wrong, so that a runbook search can be about it.
+
+    It does when its name or its ``summary``, ``description`` or ``message`` annotation holds a
+    word of at least two letters that not every alert carries (``KubePodCrashLooping`` does;
+    no name, ``X``, ``TestAlert`` or only ``severity=critical`` do not). Labels such as
+    ``namespace`` or ``instance`` say where, not what, so they do not count. Searching for an
+    alert that is not specific finds whatever runbook mentions alerts and severities most, so
+    such alerts are refused like a question the runbooks do not cover.
+    """
+    texts = [alert.name, *(alert.annotations.get(key, "") for key in ("summary", "description", "message"))]
+    for text in texts:
+        for part in _WORD_PARTS.findall(text):
+            word = part.lower()
+            if len(word) >= 2 and not word.isdigit() and word not in _GENERIC_WORDS:
+                return True
+    return False
 
 
 def alert_question(alert: Alert, *, max_chars: int = MAX_QUESTION_CHARS) -> str:

@@ -11,14 +11,17 @@ Routes (all JSON unless noted; the OpenAPI document is at ``/openapi.json`` and 
 * the web UI: ``GET /`` (runbook Q&A), ``GET /review`` (Terraform review), ``/static/*``.
 
 Every request passes one ASGI middleware (:class:`ServiceMiddleware`) that gives it a request
-id, enforces the body size limit, bearer-token auth and the rate limit on ``/v1/*``, and on
-the way out records metrics and writes one JSON access-log line. Errors are RFC 9457 problem
-documents whose ``detail`` is the line the CLI would print.
+id, checks bearer-token auth and the rate limit on ``/v1/*`` before any byte of the body is
+read, hands the body to the route only if it reads one (within the size limit, a deadline
+and a process-wide budget: :mod:`opsmith.serve.limits`), and on the way out records metrics
+and writes one JSON access-log line. Errors are RFC 9457 problem documents whose ``detail``
+is the line the CLI would print.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import re
@@ -29,13 +32,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
-from pathlib import Path
-from typing import Annotated, Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -44,8 +48,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsmith import __version__
-from opsmith.backend import Backend
-from opsmith.config import Settings, read_secret
+from opsmith.backend import Backend, LLMSlot
+from opsmith.config import Settings, check_collection_name, read_secret
 from opsmith.errors import (
     AuthenticationError,
     CollectionNotFoundError,
@@ -53,8 +57,10 @@ from opsmith.errors import (
     EmbedderError,
     EmbedderMismatchError,
     IndexLockedError,
+    IndexMissingError,
     InputError,
     JobNotFoundError,
+    LimitExceededError,
     OpsmithError,
     PathNotAllowedError,
     PathNotFoundError,
@@ -62,14 +68,18 @@ from opsmith.errors import (
     ProviderError,
     ProviderTimeoutError,
     RateLimitedError,
+    RequestTimeoutError,
     RequestTooLargeError,
+    ServiceBusyError,
     SourceNotFoundError,
+    StoreError,
     StoreUnavailableError,
     StructuredOutputError,
 )
 from opsmith.llm import ChatModel
 from opsmith.serve import alerts as alerting
-from opsmith.serve.jobs import JobManager
+from opsmith.serve.jobs import Job, JobManager
+from opsmith.serve.limits import BodyGuard, ByteBudget
 from opsmith.serve.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from opsmith.serve.models import (
     AlertsResponse,
@@ -97,6 +107,9 @@ from opsmith.serve.security import (
     resolve_ingest_path,
 )
 
+if TYPE_CHECKING:
+    from opsmith.rag.answer import Answer
+
 __all__ = ["Service", "ServiceMiddleware", "create_app", "openapi_document", "problem_status"]
 
 access_log = logging.getLogger("opsmith.access")
@@ -116,6 +129,7 @@ _STATUS: dict[type[OpsmithError], int] = {
     JobNotFoundError: 404,
     EmbedderMismatchError: 409,
     IndexLockedError: 503,
+    IndexMissingError: 503,
     StoreUnavailableError: 503,
     EmbedderError: 503,
     StructuredOutputError: 502,
@@ -125,6 +139,9 @@ _STATUS: dict[type[OpsmithError], int] = {
     PermissionDeniedError: 403,
     RateLimitedError: 429,
     RequestTooLargeError: 413,
+    LimitExceededError: 413,
+    RequestTimeoutError: 408,
+    ServiceBusyError: 503,
 }
 
 _TITLES = {
@@ -133,6 +150,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Content Too Large",
     415: "Unsupported Media Type",
@@ -143,6 +161,9 @@ _TITLES = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+#: Methods that get their own metrics label; any other is counted as "other".
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 # A client's X-Request-ID is kept only when it is short and plain, so it cannot forge log lines.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -184,7 +205,7 @@ def _problem_response(
 
 
 def _error_headers(exc: OpsmithError) -> dict[str, str] | None:
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError | ServiceBusyError):
         return {"Retry-After": str(max(1, round(exc.retry_after)))}
     if isinstance(exc, AuthenticationError):
         return {"WWW-Authenticate": 'Bearer realm="opsmith"'}
@@ -201,6 +222,7 @@ class Service:
     jobs: JobManager
     authenticator: Authenticator
     limiter: RateLimiter
+    body_budget: ByteBudget
     owns_backend: bool = True
     readiness: dict[str, str] = field(default_factory=lambda: {"status": "loading"})
 
@@ -224,7 +246,7 @@ ServiceDep = Annotated[Service, Depends(_service)]
 
 
 class ServiceMiddleware:
-    """Request id, body limit, auth and rate limit in; metrics and the access log out."""
+    """Request id, auth and rate limit, then the body guard, in; metrics and the access log out."""
 
     def __init__(self, app: ASGIApp, service: Service) -> None:
         self.app = app
@@ -235,6 +257,7 @@ class ServiceMiddleware:
             await self.app(scope, receive, send)
             return
         service = self.service
+        settings = service.settings
         started = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given_id = headers.get("x-request-id", "")
@@ -243,19 +266,50 @@ class ServiceMiddleware:
         state["request_id"] = request_id
         path: str = scope["path"]
         status = 500
+        responded = replaced = False
         token: ApiToken | None = None
+        # Nothing is read here: the route pulls the body through the guard, or never touches it.
+        guard = BodyGuard(
+            receive,
+            headers,
+            limit=settings.max_request_bytes,
+            timeout=settings.body_read_timeout,
+            budget=service.body_budget,
+            takes_body=lambda: _takes_body(scope),
+        )
         service.metrics.in_flight.inc()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 extra = [(b"x-request-id", request_id.encode())]
                 if not path.startswith("/v1/") and path not in ("/metrics", "/healthz", "/readyz"):
                     extra.append((b"content-security-policy", _CSP.encode()))
                 extra.append((b"x-content-type-options", b"nosniff"))
+                if not guard.complete:
+                    # Answered before its body was read: close rather than drain what the client sends.
+                    extra.append((b"connection", b"close"))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
+
+        async def refuse(exc: OpsmithError) -> None:
+            response = _problem_response(
+                problem_status(exc), str(exc), request_id, type(exc).__name__, _error_headers(exc)
+            )
+            await response(scope, receive, send_with_id)
+
+        async def send_from_app(message: Message) -> None:
+            # A body the guard refused is answered with the guard's problem, whatever the route
+            # made of the exception (FastAPI turns a failed body read into a 400).
+            nonlocal replaced
+            if replaced:
+                return
+            if message["type"] == "http.response.start" and guard.error is not None:
+                replaced = True
+                await refuse(guard.error)
+                return
+            await send_with_id(message)
 
         try:
             try:
@@ -264,22 +318,26 @@ class ServiceMiddleware:
                     state["token"] = token
                     client = scope.get("client")
                     service.limiter.check(token.id if token else f"ip:{client[0] if client else '?'}")
-                receive = await self._limited_body(scope, receive, headers)
+                guard.check_declared()
             except OpsmithError as exc:
-                response = _problem_response(
-                    problem_status(exc), str(exc), request_id, type(exc).__name__, _error_headers(exc)
-                )
-                await response(scope, receive, send_with_id)
+                await refuse(exc)
                 return
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, guard.receive, send_from_app)
+            except Exception:
+                if guard.error is None or responded:
+                    raise
+                await refuse(guard.error)
         finally:
+            guard.release()
             service.metrics.in_flight.dec()
             route = scope.get("route")
             template = _route_label(getattr(route, "path", None), path)
             elapsed = time.perf_counter() - started
             method = scope["method"]
-            service.metrics.requests.labels(method=method, route=template, status=str(status)).inc()
-            service.metrics.request_seconds.labels(method=method, route=template).observe(elapsed)
+            label = method if method in _METHODS else "other"
+            service.metrics.requests.labels(method=label, route=template, status=str(status)).inc()
+            service.metrics.request_seconds.labels(method=label, route=template).observe(elapsed)
             client = scope.get("client")
             access_log.info(
                 json.dumps(
@@ -297,42 +355,13 @@ class ServiceMiddleware:
                 )
             )
 
-    async def _limited_body(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> Receive:
-        """Read the body up to the limit (413 beyond it) and replay it to the app.
 
-        The whole body is read here, before any route parses it: a framework that turns a read
-        error into a generic 400 cannot then hide the 413, and no route sees a partial upload.
-        """
-        limit = self.service.settings.max_request_bytes
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise RequestTooLargeError(limit)
-        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE") and declared in (None, "0"):
-            return receive
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise RequestTooLargeError(limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: wait for the disconnect, as the server would
-
-        return replay
+def _takes_body(scope: Scope) -> bool:
+    """Whether the route a request was routed to reads a body: a JSON model, or an upload it parses."""
+    route = scope.get("route")
+    if not isinstance(route, APIRoute):
+        return False  # no route (404), a static file, or a page
+    return route.body_field is not None or "requestBody" in (route.openapi_extra or {})
 
 
 def create_app(
@@ -369,6 +398,8 @@ def create_app(
         jobs=JobManager(backend, metrics),
         authenticator=authenticator,
         limiter=RateLimiter(settings.rate_limit_per_minute),
+        # At least one body of the largest size must fit, or such a request could never pass.
+        body_budget=ByteBudget(max(settings.max_buffered_request_bytes, settings.max_request_bytes)),
         owns_backend=owns_backend,
     )
 
@@ -399,8 +430,10 @@ def create_app(
         redoc_url=None,
         responses={
             401: {"model": Problem, "description": "Missing or unknown bearer token."},
-            413: {"model": Problem, "description": "Body over the size limit."},
+            408: {"model": Problem, "description": "The body did not arrive within the body read timeout."},
+            413: {"model": Problem, "description": "Body over the size limit, or more files or alerts than allowed."},
             429: {"model": Problem, "description": "Rate limited; see Retry-After."},
+            503: {"model": Problem, "description": "Busy (all LLM slots or the body budget taken); see Retry-After."},
         },
     )
     app.state.service = service
@@ -525,6 +558,16 @@ async def _in_thread(call: Callable[[], Any]) -> Any:
     return await anyio.to_thread.run_sync(call)
 
 
+async def _with_llm_slot(service: Service, call: Callable[[], Any]) -> Any:
+    """``call`` on a worker thread, holding an LLM slot taken first (503 at once when none is free).
+
+    A cancelled request still holds the slot until its thread is done: a worker thread cannot
+    be stopped, and the LLM call in it goes on.
+    """
+    with service.backend.llm_slot():
+        return await _in_thread(call)
+
+
 def _api_router() -> APIRouter:
     router = APIRouter(prefix="/v1")
 
@@ -564,11 +607,18 @@ def _api_router() -> APIRouter:
         """Answer a question from the runbooks only, with citations; `refused: true` when they do not cover it."""
         collection = body.collection or service.settings.collection
         if body.stream:
-            # Fail with a real status before the stream starts when the collection is missing.
-            await _in_thread(lambda: service.backend.store().require(collection))
-            events = _answer_events(service, body, collection, _request_id(request))
+            slot = service.backend.llm_slot()
+            try:
+                # Fail with a real status before the stream starts when the collection is missing.
+                await _in_thread(lambda: service.backend.store().require(collection))
+                events = _answer_stream(service, body, collection, _request_id(request), slot)
+            except BaseException:
+                slot.release()
+                raise
             return EventSourceResponse(events, ping=15)
-        answer = await _in_thread(lambda: service.backend.ask(body.question, collection=collection, k=body.k))
+        answer = await _with_llm_slot(
+            service, lambda: service.backend.ask(body.question, collection=collection, k=body.k)
+        )
         data: dict[str, Any] = answer.to_dict()
         data["collection"] = collection
         service.metrics.observe_answer(data)
@@ -592,6 +642,7 @@ def _api_router() -> APIRouter:
     @router.get("/collections/{collection}/sources", response_model=SourcesResponse, tags=["runbooks"])
     async def sources(collection: str, service: ServiceDep) -> Any:
         """The runbooks indexed in a collection."""
+        check_collection_name(collection)
 
         def run() -> dict[str, Any]:
             service.backend.store().require(collection)
@@ -603,12 +654,14 @@ def _api_router() -> APIRouter:
     @router.get("/collections/{collection}/sources/{source:path}", response_model=SourceResponse, tags=["runbooks"])
     async def source(collection: str, source: str, service: ServiceDep) -> Any:
         """One runbook as indexed, section by section with its original line numbers (to open a citation)."""
+        check_collection_name(collection)
         return await _in_thread(lambda: service.backend.runbook_view(collection, source))
 
     @router.post("/review", response_model=ReviewResponse, tags=["terraform"])
     async def review(body: ReviewRequest, service: ServiceDep) -> Any:
         """Review Terraform: `{security, cost, correctness}` findings as `opsmith review --json`, plus a summary."""
-        result = await _in_thread(lambda: service.backend.review(body.files))
+        _check_review(body.files, service.settings)
+        result = await _with_llm_slot(service, lambda: service.backend.review(body.files))
         data: dict[str, Any] = result.to_dict()
         counts = result.counts()
         data["summary"] = {
@@ -690,15 +743,28 @@ def _api_router() -> APIRouter:
         """Alertmanager webhook receiver: answers each firing alert from the runbooks (an alert's
         `runbook_url` that matches an indexed runbook is searched first), and posts the answers to
         the configured Slack-compatible webhook, if any."""
+        limit = service.settings.max_alerts_per_request
+        if len(payload.alerts) > limit:
+            raise LimitExceededError(
+                f"The notification carries {len(payload.alerts):,} alerts",
+                limit=limit,
+                setting="OPSMITH_MAX_ALERTS_PER_REQUEST",
+                advice=f"set max_alerts: {limit} in Alertmanager's webhook_configs for opsmith",
+            )
         return await _answer_alerts(service, payload)
 
     return router
 
 
-async def _answer_events(
-    service: Service, body: AskRequest, collection: str, request_id: str | None
+def _answer_stream(
+    service: Service, body: AskRequest, collection: str, request_id: str | None, slot: LLMSlot
 ) -> AsyncIterator[ServerSentEvent]:
-    """``token`` events as the model writes, then the ``answer`` (or an ``error``) event."""
+    """Start answering on a worker thread now, and return the events that follow it: ``token``
+    events as the model writes, then the ``answer`` (or an ``error``) event.
+
+    The worker holds ``slot`` until the answer is done, also when the client hangs up early or
+    never reads the stream (an LLM call cannot be cut mid-request; it ends within its deadline).
+    """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
@@ -706,14 +772,25 @@ async def _answer_events(
         loop.call_soon_threadsafe(queue.put_nowait, ("token", piece))
 
     def run() -> None:
-        try:
-            answer = service.backend.ask(body.question, collection=collection, k=body.k, on_delta=on_delta)
-        except Exception as exc:  # reported as the stream's last event
-            loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
-        else:
-            loop.call_soon_threadsafe(queue.put_nowait, ("answer", answer))
+        with slot:
+            try:
+                answer = service.backend.ask(body.question, collection=collection, k=body.k, on_delta=on_delta)
+            except Exception as exc:  # reported as the stream's last event
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+            else:
+                loop.call_soon_threadsafe(queue.put_nowait, ("answer", answer))
 
     worker = asyncio.ensure_future(anyio.to_thread.run_sync(run))
+    return _answer_events(service, queue, worker, collection, request_id)
+
+
+async def _answer_events(
+    service: Service,
+    queue: asyncio.Queue[tuple[str, Any]],
+    worker: asyncio.Future[None],
+    collection: str,
+    request_id: str | None,
+) -> AsyncIterator[ServerSentEvent]:
     try:
         while True:
             kind, value = await queue.get()
@@ -738,38 +815,152 @@ async def _answer_events(
                 yield ServerSentEvent(data=json.dumps(problem), event="error")
             return
     finally:
-        # A client that hangs up early does not stop the worker (an LLM call cannot be cut
-        # mid-request); it finishes within the LLM timeout and its result is dropped.
+        # A client that hangs up early does not stop the worker; it finishes within the LLM
+        # deadline and its result is dropped.
         if worker.done():
             await worker
 
 
-async def _ingest_uploads(request: Request, service: Service) -> Any:
+#: Longest file or folder name an upload may use, in UTF-8 bytes (Linux's NAME_MAX), and the
+#: longest relative path: longer ones cannot be written under the upload folder.
+_MAX_NAME_BYTES = 255
+_MAX_PATH_BYTES = 1024
+#: A non-file form field (``collection``) is a name, not a document.
+_MAX_FIELD_BYTES = 4096
+#: Errors that mean "this name cannot be a file here", as opposed to a disk that is full.
+_NAME_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EINVAL})
+_HIDDEN = "hidden (a part of its name starts with '.'), so not ingested — rename it to ingest it"
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= 60 else name[:57] + "…"
+
+
+def _check_upload_names(names: list[str]) -> None:
+    """Refuse names that could not be laid out as files: duplicates, too long, a file used as a folder."""
+    if len(set(names)) != len(names):
+        raise InputError("Two uploaded files have the same name — give each a distinct relative path")
+    given = set(names)
+    for name in names:
+        parts = PurePosixPath(name).parts
+        longest = max(len(part.encode("utf-8", "replace")) for part in parts)
+        if longest > _MAX_NAME_BYTES or len(name.encode("utf-8", "replace")) > _MAX_PATH_BYTES:
+            raise InputError(
+                f"Upload name {_shown(name)!r} is too long (at most {_MAX_NAME_BYTES} bytes per file or folder"
+                f" name and {_MAX_PATH_BYTES} in all) — shorten it"
+            )
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in given:
+                raise InputError(
+                    f"Upload names {_shown(folder)!r} and {_shown(name)!r} use {_shown(folder)!r} as both a file and"
+                    " a folder — rename one of them"
+                )
+
+
+def _write_uploads(uploads: list[tuple[UploadFile, str]], folder: Path) -> None:
+    for upload, name in uploads:
+        target = folder / name
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as out:
+                upload.file.seek(0)
+                shutil.copyfileobj(upload.file, out, 1 << 20)
+        except OSError as exc:
+            if exc.errno not in _NAME_ERRNOS:
+                raise
+            # Said without the server's folder: the client only knows the name it sent.
+            raise InputError(
+                f"Cannot store the upload {_shown(name)!r} ({exc.strerror or 'invalid name'}) — rename it"
+            ) from None
+
+
+async def _ingest_uploads(request: Request, service: Service) -> Job:
+    from opsmith.rag.ingest import SkippedFile
+    from opsmith.rag.loaders import SUPPORTED_SUFFIXES
     from opsmith.review.inmemory import safe_relative_path
 
     settings = service.settings
-    form = await request.form(max_files=10_000, max_fields=20)
+    try:
+        form = await request.form(max_files=settings.max_upload_files, max_fields=20, max_part_size=_MAX_FIELD_BYTES)
+    except StarletteHTTPException as exc:  # python-multipart's verdict on the form itself
+        raise InputError(
+            f"Cannot read the upload ({exc.detail}) — send at most {settings.max_upload_files:,} files as form"
+            " field 'files', and the collection as a short text field 'collection'"
+        ) from None
     folder = settings.home / "uploads" / uuid.uuid4().hex
     try:
         uploads = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
         if not uploads:
             raise InputError("No files in the upload — send them as multipart form field 'files' (repeat it per file)")
         collection_field = form.get("collection")
-        collection = collection_field if isinstance(collection_field, str) and collection_field else settings.collection
+        collection = (
+            check_collection_name(collection_field)
+            if isinstance(collection_field, str) and collection_field
+            else settings.collection
+        )
         names = [safe_relative_path(upload.filename or "") for upload in uploads]
-        if len(set(names)) != len(names):
-            raise InputError("Two uploaded files have the same name — give each a distinct relative path")
-        for upload, name in zip(uploads, names, strict=True):
-            target = folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(await upload.read())
+        _check_upload_names(names)
+        # Ingest never reads hidden files: they are reported in the job, not written at all.
+        hidden = [name for name in names if any(part.startswith(".") for part in PurePosixPath(name).parts)]
+        skip = set(hidden)
+        kept = [(upload, name) for upload, name in zip(uploads, names, strict=True) if name not in skip]
+        if not any(PurePosixPath(name).suffix.lower() in SUPPORTED_SUFFIXES for _, name in kept):
+            kinds = " ".join(sorted(SUPPORTED_SUFFIXES))
+            raise InputError(
+                f"None of the {len(names)} uploaded files can be ingested (looked for {kinds}; names with a part"
+                " starting with '.' are skipped) — upload runbooks in one of these formats"
+            )
+        await _in_thread(lambda: _write_uploads(kept, folder))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     finally:
         await form.close()
     # Uploads add to the collection: nothing else in it is pruned.
-    return service.jobs.submit_ingest([folder], collection=collection, prune=False, cleanup=folder)
+    return service.jobs.submit_ingest(
+        [folder],
+        collection=collection,
+        prune=False,
+        cleanup=folder,
+        skipped=[SkippedFile(name, _HIDDEN) for name in hidden],
+    )
+
+
+def _check_review(files: dict[str, str], settings: Settings) -> None:
+    """The per-request limits of ``/v1/review``, and text that can be written as UTF-8, before any work."""
+    if len(files) > settings.max_review_files:
+        raise LimitExceededError(
+            f"The review sends {len(files):,} files",
+            limit=settings.max_review_files,
+            setting="OPSMITH_MAX_REVIEW_FILES",
+            advice="review the module in parts",
+        )
+    total = 0
+    for name, content in files.items():
+        for part, text in (("name", name), ("content", content)):
+            try:
+                total += len(text.encode("utf-8"))
+            except UnicodeEncodeError as exc:  # a lone surrogate, e.g. "\ud83d" from a cut emoji
+                raise InputError(
+                    f"File {_shown(name)!r} holds a character that is not valid Unicode text"
+                    f" ({text[exc.start]!r} at offset {exc.start} of its {part}) — send the file as valid UTF-8"
+                ) from None
+    if total > settings.max_review_bytes:
+        raise LimitExceededError(
+            f"The review's files hold {total:,} bytes",
+            limit=settings.max_review_bytes,
+            setting="OPSMITH_MAX_REVIEW_BYTES",
+            advice="review the module in parts",
+        )
+
+
+def _refused(service: Service, question: str) -> Answer:
+    """The refusal an uncovered question gets, without searching (see :func:`alerting.is_specific`)."""
+    from opsmith.rag.answer import REFUSAL, Answer
+
+    no_time = {"retrieve": 0.0, "generate": 0.0, "total": 0.0}
+    return Answer(question, REFUSAL, True, [], service.backend.provider, no_time, service.backend.model)
 
 
 async def _answer_alerts(service: Service, payload: alerting.AlertmanagerPayload) -> dict[str, Any]:
@@ -793,7 +984,10 @@ async def _answer_alerts(service: Service, payload: alerting.AlertmanagerPayload
                 if answer.refused:  # the linked runbook does not cover it: try all of them
                     answer = None
             if answer is None:
-                answer = service.backend.ask(question, collection=collection)
+                if alerting.is_specific(alert):
+                    answer = service.backend.ask(question, collection=collection)
+                else:  # nothing to search for: any runbook found would be unrelated
+                    answer = _refused(service, question)
             data: dict[str, Any] = answer.to_dict()
             data["collection"] = collection
             service.metrics.observe_answer(data)
@@ -809,7 +1003,7 @@ async def _answer_alerts(service: Service, payload: alerting.AlertmanagerPayload
             )
         return results
 
-    results = await _in_thread(run)
+    results = await _with_llm_slot(service, run)
     notified: bool | None = None
     notify_error: str | None = None
     webhook = read_secret(settings.alert_webhook_env)
@@ -842,14 +1036,23 @@ def _add_operational_routes(app: FastAPI) -> None:
     @app.get(
         "/readyz",
         tags=["service"],
-        responses={503: {"description": "Still loading the embedder and store, or loading failed."}},
+        responses={
+            503: {
+                "description": "Still loading the embedder and store, loading failed, or the store cannot serve"
+                " (the embedded index folder is gone, the Qdrant server does not answer)."
+            }
+        },
     )
     async def readyz(request: Request) -> Response:
-        """Readiness: the embedder and the store are loaded."""
+        """Readiness: the embedder and the store are loaded, and the store can serve now."""
         service = _service(request)
-        if service.backend.loaded:
-            return JSONResponse({"status": "ready"})
-        return JSONResponse(service.readiness, status_code=503)
+        if not service.backend.loaded:
+            return JSONResponse(service.readiness, status_code=503)
+        try:
+            await _in_thread(lambda: service.backend.store().check())
+        except StoreError as exc:
+            return JSONResponse({"status": "failed", "detail": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["service"], response_class=Response)
     async def metrics(request: Request) -> Response:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from opsmith.backend import Backend
-from opsmith.errors import JobNotFoundError, OpsmithError
-from opsmith.rag.ingest import IngestProgress
+from opsmith.errors import JobNotFoundError, OpsmithError, StoreError
+from opsmith.rag.ingest import IngestProgress, SkippedFile
 from opsmith.serve.metrics import ServiceMetrics
 
 __all__ = ["Job", "JobManager", "JobStatus"]
@@ -90,8 +90,14 @@ class JobManager:
         prune: bool,
         within: Sequence[Path] | None = None,
         cleanup: Path | None = None,
+        skipped: Sequence[SkippedFile] = (),
     ) -> Job:
-        """Queue an ingest of ``paths``; ``cleanup`` (an upload folder) is deleted when it ends."""
+        """Queue an ingest of ``paths``; ``cleanup`` (an upload folder) is deleted when it ends.
+
+        ``skipped`` lists files the caller left out (hidden upload names), reported with those
+        ingest skips. With ``cleanup``, messages name files relative to it: a client never
+        sees the server's upload folder.
+        """
         job = Job(id=uuid.uuid4().hex[:16], collection=collection)
         with self._lock:
             self._jobs[job.id] = job
@@ -100,7 +106,7 @@ class JobManager:
                 if oldest.status in ("queued", "running"):
                     break  # never forget a job that has not finished
                 self._jobs.popitem(last=False)
-        self._executor.submit(self._run, job, list(paths), prune, within, cleanup)
+        self._executor.submit(self._run, job, list(paths), prune, within, cleanup, list(skipped))
         return job
 
     def get(self, job_id: str) -> Job:
@@ -131,7 +137,13 @@ class JobManager:
                 job.error = _STOPPED
 
     def _run(
-        self, job: Job, paths: list[Path], prune: bool, within: Sequence[Path] | None, cleanup: Path | None
+        self,
+        job: Job,
+        paths: list[Path],
+        prune: bool,
+        within: Sequence[Path] | None,
+        cleanup: Path | None,
+        skipped: list[SkippedFile],
     ) -> None:
         log = logging.getLogger(_log_name)
         job.status, job.started_at = "running", _now()
@@ -156,9 +168,15 @@ class JobManager:
             job.error, job.status = str(exc), "failed"
         except Exception as exc:  # a bug, not bad input: keep the server up and say where to look
             log.exception("ingest job %s failed", job.id)
-            job.error = f"Internal error ({type(exc).__name__}) — see the server log for job {job.id}"
+            # Often it is the store that cannot serve (the index folder deleted under the server):
+            # its own account of that beats "internal error".
+            cause = self._store_problem()
+            job.error = (
+                str(cause) if cause else f"Internal error ({type(exc).__name__}) — see the server log for job {job.id}"
+            )
             job.status = "failed"
         else:
+            report.skipped[:0] = skipped
             job.report, job.status = report.to_dict(), "succeeded"
             for result in ("added", "changed", "unchanged", "removed"):
                 self.metrics.ingest_files.labels(result=result).inc(getattr(report, result))
@@ -168,4 +186,15 @@ class JobManager:
             job.finished_at = _now()
             if cleanup is not None:
                 shutil.rmtree(cleanup, ignore_errors=True)
+                if job.error:
+                    job.error = job.error.replace(str(cleanup), "the upload")
         self.metrics.ingest_jobs.labels(status=job.status).inc()
+
+    def _store_problem(self) -> StoreError | None:
+        try:
+            self.backend.store().check()
+        except StoreError as exc:
+            return exc
+        except Exception:  # the check itself failed: nothing better to say than the original error
+            return None
+        return None

@@ -6,11 +6,23 @@ a script can move between the CLI and the API without changing its parsing.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from opsmith.config import RetrievalMode
+from opsmith.config import RetrievalMode, check_collection_name
+from opsmith.errors import InvalidCollectionNameError
+
+
+def _collection_name(value: str) -> str:
+    try:
+        return check_collection_name(value)
+    except InvalidCollectionNameError as exc:
+        raise ValueError(str(exc)) from None
+
+
+#: A collection's name, checked by the one rule the CLI uses too (so the request fails at once, not its job).
+CollectionName = Annotated[str, AfterValidator(_collection_name)]
 
 
 class _Body(BaseModel):
@@ -19,7 +31,9 @@ class _Body(BaseModel):
 
 class AskRequest(_Body):
     question: str = Field(min_length=1, max_length=4000, description="The question, in plain words.")
-    collection: str | None = Field(None, description="Collection to answer from; the server's default when omitted.")
+    collection: CollectionName | None = Field(
+        None, description="Collection to answer from; the server's default when omitted."
+    )
     k: int | None = Field(None, ge=1, le=100, description="Chunks to retrieve; the server's top_k when omitted.")
     stream: bool = Field(
         False, description="Answer as Server-Sent Events: `token` events, then one `answer` (or `error`) event."
@@ -28,7 +42,7 @@ class AskRequest(_Body):
 
 class SearchRequest(_Body):
     query: str = Field(min_length=1, max_length=4000)
-    collection: str | None = None
+    collection: CollectionName | None = None
     k: int = Field(5, ge=1, le=100)
 
 
@@ -45,8 +59,11 @@ class ReviewRequest(_Body):
 
 class IngestPathRequest(_Body):
     path: str = Field(description="Absolute server-side file or folder under one of the allowed ingest roots.")
-    collection: str | None = None
-    prune: bool = Field(True, description="Remove runbooks that are no longer under `path` from the collection.")
+    collection: CollectionName | None = None
+    prune: bool = Field(
+        True,
+        description="Remove runbooks ingested from under `path` that are gone from it; runbooks from elsewhere stay.",
+    )
 
 
 class Citation(BaseModel):
@@ -74,6 +91,10 @@ class AskResponse(BaseModel):
     error: str | None = Field(description="Why the LLM call failed (the answer then quotes passages).")
     retrieved: list[Citation]
     support: float = Field(description="How well the retrieved passages support an answer (0..2).")
+    grounded: bool = Field(
+        description="False when the LLM's reply cited none of the runbook excerpts: then refused (require_citations,"
+        " the default) or, with it off, an answer to flag as ungrounded. True for extractive answers."
+    )
     collection: str
 
 

@@ -154,6 +154,13 @@ function showStreaming(answer, text) {
 
 function showAnswer(answer, result, requested) {
   const collection = result.collection || requested || info?.collection || "";
+  if (result.refused && result.grounded === false) {
+    // The model answered without citing any excerpt; any text streamed so far is replaced.
+    answer.className = "answer refused";
+    answer.replaceChildren(h("h3", {}, "Answer not grounded in the runbooks"), h("p", {}, result.answer));
+    announce("Refused: the answer cited no runbook.");
+    return;
+  }
   if (result.refused) {
     answer.className = "answer refused";
     answer.replaceChildren(
@@ -175,6 +182,10 @@ function showAnswer(answer, result, requested) {
   if (result.error) {
     const notice = `The LLM call failed (${result.error}), so these are runbook passages instead.`;
     children.push(h("p", { className: "notice" }, notice));
+  }
+  if (result.grounded === false) {
+    const warning = "Not grounded: this answer cites none of the runbook excerpts. Check it before acting on it.";
+    children.push(h("p", { className: "notice ungrounded", role: "note" }, warning));
   }
   if (result.citations.length) {
     children.push(
@@ -200,7 +211,11 @@ function showAnswer(answer, result, requested) {
 
   answer.className = "answer";
   answer.replaceChildren(...children);
-  announce(`Answer ready, ${plural(result.citations.length, "citation")}.`);
+  announce(
+    result.grounded === false
+      ? "Answer ready, not grounded: it cites no runbook."
+      : `Answer ready, ${plural(result.citations.length, "citation")}.`,
+  );
 }
 
 function showError(answer, error) {
