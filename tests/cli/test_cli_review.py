@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from clitools import Run, assert_one_error_line
 
-from opsmith.errors import ProviderUnavailableError
+from opsmith.errors import ProviderUnavailableError, StoreError
 from opsmith.testing import FakeChatModel
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "terraform"
@@ -211,3 +211,73 @@ def test_unwritable_sarif_path_is_one_error_line(cli_main: Callable[..., Run], t
     run = cli_main("review", str(EXAMPLES / "clean"), "--sarif", str(blocker / "out.sarif"))
     assert run.exit_code == 2
     assert_one_error_line(run, "Cannot write SARIF to")
+
+
+def test_hcl_nested_800_deep_is_a_finding_not_a_crash(cli_main: Callable[..., Run], tmp_path: Path) -> None:
+    deep = "locals {\n  x = " + "[" * 800 + "]" * 800 + "\n}\n"
+    folder = write(tmp_path / "m", {"deep.tf": deep, "main.tf": WARNING_ONLY})
+    run = cli_main("review", str(folder), "--json")
+    assert run.exit_code == 1  # a critical OPS-C000 finding, as for any file that cannot be parsed
+    assert "Traceback" not in run.stderr
+    [problem] = json.loads(run.stdout)["correctness"]
+    assert (problem["file"], problem["line"], problem["rule"]) == ("deep.tf", 2, "OPS-C000")
+    assert problem["issue"].startswith("Nested too deeply to review")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RecursionError("maximum recursion depth exceeded"), StoreError("The store broke — restart it")],
+    ids=["bug", "exit-1-error"],
+)
+def test_a_review_that_cannot_finish_exits_2_never_1(
+    error: Exception, cli_main: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def crash(paths: object) -> object:
+        raise error
+
+    monkeypatch.setattr("opsmith.review.runner.collect_files", crash)
+    run = cli_main("review", str(write(tmp_path / "m", {"main.tf": WARNING_ONLY})), "--json")
+    assert run.exit_code == 2  # exit 1 would tell CI the Terraform has findings
+    assert run.stdout == ""
+    line = assert_one_error_line(run, str(error).split(" — ")[0])
+    if isinstance(error, RecursionError):
+        assert "internal error (RecursionError" in line
+
+
+def test_show_redacted_prints_what_the_llm_would_get_and_sends_nothing(
+    cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stripe = "sk" + "_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+    github = "gh" + "p_" + "Xq7aL2mN9pR4sT6vW8yZ0bC3dE5fG1hJ2kL4"
+    folder = write(
+        tmp_path / "m",
+        {
+            "main.tf": (
+                'resource "aws_ssm_parameter" "stripe" {\n'
+                '  name  = "/app/stripe"\n'
+                '  type  = "String"\n'
+                f'  value = "{stripe}"\n'
+                "}\n"
+                'resource "aws_instance" "web" {\n'
+                '  ami       = "ami-0c55b159cbfafe1f0"\n'
+                "  user_data = <<-EOF\n"
+                f"    export GITHUB_TOKEN={github}\n"
+                "  EOF\n"
+                "}\n"
+            )
+        },
+    )
+
+    def explode(settings: object) -> None:
+        raise AssertionError("--show-redacted must not build a chat model")
+
+    monkeypatch.setattr("opsmith.llm.registry.get_chat_model", explode)
+    run = cli("review", str(folder), "--show-redacted", "--provider", "openai", "--base-url", "http://127.0.0.1:9/v1")
+    assert run.exit_code == 0, run.stderr
+    assert stripe not in run.stdout
+    assert github not in run.stdout
+    lines = run.stdout.splitlines()
+    assert lines[0] == "# file: main.tf"
+    assert lines[4] == '   4 |   value = "<redacted>"'
+    assert lines[9] == "   9 |     export GITHUB_TOKEN=<redacted>"
+    assert "OPS-" not in run.stdout  # a preview, not a review

@@ -527,6 +527,58 @@ CASES: list[Case] = [
         """,
     ),
     Case(
+        "OPS-S013",
+        name="scripts-urls-and-defaults",
+        failing="""
+        variable "db_pass" {
+          type    = string
+          default = "Vd-8fJ2kq9x" # <-
+        }
+        locals {
+          alerts = "https://chat.acme.example/hooks/xmd6ms7t4pbqbcrd3ky1h5fgna" # <-
+          db_url = "postgres://app:Pg-9kq2Lx7@db.internal:5432/app" # <-
+        }
+        resource "aws_instance" "web" {
+          ami           = "ami-123"
+          instance_type = "t3.micro"
+          user_data     = <<-EOF
+            #!/bin/bash
+            export API_KEY=Zk29fjQ8xL0pW3mN7bV5cX1z # <-
+            curl -H "Authorization: Bearer eyJ0b2tlbiI6IjEyMyJ9abc123" https://api.internal # <-
+            mysql -h db.internal -u app -p'Rt7-q9Lm2x' app < /opt/schema.sql # <-
+          EOF
+        }
+        """,
+        passing="""
+        variable "db_pass" {
+          type      = string
+          sensitive = true
+        }
+        locals {
+          secret_name = "prod/app/db"
+          db_url      = "postgres://app:${var.db_pass}@db.internal:5432/app"
+          docs        = "https://example.com/docs?page=2"
+        }
+        resource "aws_iam_access_key" "ci" {
+          user = "ci"
+        }
+        resource "aws_instance" "web" {
+          ami           = "ami-123"
+          instance_type = "t3.micro"
+          user_data     = <<-EOF
+            #!/bin/bash
+            export API_KEY=$(aws ssm get-parameter --name /app/key --with-decryption --output text)
+            curl -H "Authorization: Bearer $TOKEN" https://api.internal
+            mkdir -p /var/lib/mysql
+          EOF
+          tags = {
+            Secret = aws_iam_access_key.ci.secret
+            Policy = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-pass-AbC123"
+          }
+        }
+        """,
+    ),
+    Case(
         "OPS-S014",
         failing="""
         resource "aws_instance" "web" { # <-

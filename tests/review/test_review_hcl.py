@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 import time
 
+import pytest
+
 from opsmith.review.hcl import Expr, HclList, HclObject, is_literal, parse_text
 
 SOURCE = textwrap.dedent(
@@ -212,3 +214,40 @@ def test_a_large_file_parses_in_reasonable_time() -> None:
     assert time.perf_counter() - start < 10
     assert len(tf.blocks) == 2000
     assert (tf.blocks[-1].address, tf.blocks[-1].line) == ("aws_sqs_queue.q1999", 5998)
+
+
+DEEP = 800  # python-hcl2 parses it; walking the tree recursively used to raise RecursionError
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "locals {\n  x = " + "[" * DEEP + "]" * DEEP + "\n}\n",
+        "locals {\n  x = " + "{a = " * DEEP + "1" + "}" * DEEP + "\n}\n",
+        "locals {\n  x = " + "max(" * DEEP + "1" + ")" * DEEP + "\n}\n",
+        'resource "aws_iam_policy" "p" {\n  policy = jsonencode({Statement = ' + "[" * DEEP + "]" * DEEP + "})\n}\n",
+    ],
+    ids=["brackets", "objects", "calls", "jsonencode"],
+)
+def test_nesting_800_deep_is_a_problem_on_its_line_not_a_recursion_error(text: str) -> None:
+    tf = parse_text(text, name="deep.tf")
+    assert tf.problem is not None
+    assert tf.problem.message.startswith("Nested too deeply to review")
+    assert "\n" not in tf.problem.message
+    assert tf.problem.line == 2
+    assert tf.blocks == []
+
+
+def test_blocks_nested_800_deep_are_a_problem_too() -> None:
+    text = 'resource "aws_instance" "a" {\n' + 'dynamic "x" {\n' * DEEP + "}\n" * DEEP + "}\n"
+    tf = parse_text(text, name="deep.tf")
+    assert tf.problem is not None
+    assert tf.problem.message.startswith("Nested too deeply to review")
+    assert 1 < tf.problem.line < DEEP
+
+
+def test_ordinary_nesting_is_well_within_the_limit() -> None:
+    text = "locals {\n  x = " + "{a = " * 40 + "[1]" + "}" * 40 + "\n}\n"
+    tf = parse_text(text, name="nested.tf")
+    assert tf.problem is None
+    assert "x" in tf.blocks[0].attributes

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -157,3 +159,55 @@ def test_a_rule_that_crashes_becomes_a_warning(
     assert hits(result, "OPS-S003")
     assert len(result.warnings) == 1
     assert result.warnings[0].startswith("rule OPS-C999 failed on ")
+
+
+def test_a_file_nested_800_deep_is_a_finding_and_the_rest_is_reviewed(tmp_path: Path, settings: Settings) -> None:
+    deep = "locals {\n  x = " + "[" * 800 + "]" * 800 + '\n  db_password = "Sup3r-s3cret"\n}\n'
+    write_tf(tmp_path, {"deep.tf": deep, "s3.tf": 'resource "aws_s3_bucket" "b" {\n  acl = "public-read"\n}\n'})
+    result = review([tmp_path], settings=settings)
+    [problem] = hits(result, "OPS-C000")
+    assert (problem.file, problem.line) == ("deep.tf", 2)
+    assert "Nested too deeply" in problem.issue
+    # The secret rule reads the text, so it still covers a file the parser gave up on.
+    assert [(f.file, f.line) for f in hits(result, "OPS-S013")] == [("deep.tf", 3)]
+    assert [(f.file, f.line) for f in hits(result, "OPS-S003")] == [("s3.tf", 2)]
+    assert result.warnings == []
+
+
+def test_json_nested_past_what_json_decodes_is_not_a_rule_failure(tmp_path: Path, settings: Settings) -> None:
+    policy = '{"Statement": ' + "[" * 5000 + "]" * 5000 + "}"
+    write_tf(tmp_path, {"iam.tf": f'resource "aws_iam_policy" "p" {{\n  policy = <<EOF\n{policy}\nEOF\n}}\n'})
+    result = review([tmp_path], settings=settings)
+    assert result.warnings == []
+
+
+@pytest.fixture
+def deep_folder(tmp_path: Path) -> Iterator[Path]:
+    """``infra/`` with ``main.tf`` 1,000 folders down, removed bottom-up afterwards.
+
+    The tree is built and removed one level at a time: ``os.makedirs`` and ``shutil.rmtree``
+    (which pytest uses to clean up old temporary folders) recurse once per level themselves.
+    """
+    folder = tmp_path / "infra"
+    chain = [folder]
+    folder.mkdir()
+    for _ in range(1000):
+        chain.append(chain[-1] / "d")
+        chain[-1].mkdir()
+    (chain[-1] / "main.tf").write_text(GOOD)
+    try:
+        yield folder
+    finally:
+        for level in reversed(chain):
+            for entry in level.iterdir():
+                if not entry.is_dir() or entry.is_symlink():
+                    entry.unlink()
+                elif entry not in chain:
+                    shutil.rmtree(entry)
+            level.rmdir()
+
+
+def test_folders_1000_levels_deep_are_walked(deep_folder: Path, settings: Settings) -> None:
+    write_tf(deep_folder, {"main.tf": GOOD, "d/.terraform/x.tf": GOOD})
+    result = review([deep_folder], settings=settings)
+    assert result.files == ["d/" * 1000 + "main.tf", "main.tf"]

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from opsmith.cli._context import close_quietly, settings_from
 from opsmith.cli._output import err, out, print_json, warn
+
+if TYPE_CHECKING:
+    from opsmith.config import Settings
 
 # Spelled out rather than imported from opsmith.config, so `--help` does not pay for pydantic.
 Provider = Literal["none", "anthropic", "openai", "local_hf"]
@@ -38,11 +43,18 @@ def review_command(
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name for the provider.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
+    show_redacted: Annotated[
+        bool,
+        typer.Option(
+            "--show-redacted", help="Print the source exactly as the LLM would get it (secrets redacted); send nothing."
+        ),
+    ] = False,
 ) -> None:
     """Review Terraform for security, cost and correctness problems.
 
     Deterministic rules run offline; with a provider configured an LLM adds what only
-    judgement finds. Exit status: 0 clean, 1 findings at or above --fail-on, 2 bad input.
+    judgement finds. Exit status: 0 clean, 1 findings at or above --fail-on, 2 bad input
+    or a review that could not finish.
     """
     from opsmith import __version__
     from opsmith.review import review
@@ -50,13 +62,18 @@ def review_command(
     from opsmith.review.sarif import to_sarif
 
     settings = settings_from(provider=provider, model=model, base_url=base_url)
+    if show_redacted:
+        with _failures_exit_2():
+            _show_redacted(paths, settings)
+        return
     chat_model = None
     if not no_llm:
         from opsmith.llm.registry import get_chat_model
 
         chat_model = get_chat_model(settings)
     try:
-        result = review(paths, settings=settings, chat_model=chat_model, use_llm=not no_llm)
+        with _failures_exit_2():
+            result = review(paths, settings=settings, chat_model=chat_model, use_llm=not no_llm)
     finally:
         close_quietly(chat_model)
 
@@ -86,6 +103,34 @@ def review_command(
     code = result.exit_code(fail_on)
     if code:
         raise typer.Exit(code)
+
+
+@contextmanager
+def _failures_exit_2() -> Iterator[None]:
+    """Any failure leaves as an error with exit status 2: to CI, exit 1 means "the Terraform has findings"."""
+    from opsmith.errors import OpsmithError, ReviewFailedError
+
+    try:
+        yield
+    except OpsmithError as exc:
+        if exc.exit_code != 1:
+            raise
+        raise ReviewFailedError(str(exc)) from exc
+    except Exception as exc:  # a bug: one line, not a traceback and never exit 1
+        raise ReviewFailedError(
+            f"Review failed with an internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            " — please report it with the file that caused it"
+        ) from exc
+
+
+def _show_redacted(paths: list[Path], settings: Settings) -> None:
+    from opsmith.review.runner import preview_redacted
+
+    shown, skipped = preview_redacted(paths, settings=settings)
+    for item in skipped:
+        warn(f"skipped {item.path}: {item.reason}")
+    # markup off: Terraform is full of [brackets]; control characters are still stripped.
+    out.print("\n\n".join(shown), markup=False, highlight=False)
 
 
 def _write_sarif(path: Path, text: str) -> None:

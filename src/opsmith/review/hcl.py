@@ -231,12 +231,47 @@ def parse_text(text: str, *, name: str, path: Path | None = None) -> TfFile:
         result.problem = _syntax_problem(exc, result.line_count)
         return result
     except RecursionError:
-        result.problem = SyntaxProblem("HCL syntax error: expressions nested too deeply to parse", 1)
+        result.problem = _too_deep(1)
+        return result
+    # The walker and the rules recurse over the tree; a file nested deeper than any real
+    # configuration (800 brackets) is a problem on its line, never a RecursionError.
+    deepest = _deeper_than(tree, _MAX_NESTING)
+    if deepest is not None:
+        result.problem = _too_deep(min(deepest, result.line_count))
         return result
     body = tree.children[0] if tree.children else None
     if body is not None:
-        result.blocks = _Walker(text, name).body_blocks(body, parent=None)[0]
+        try:
+            result.blocks = _Walker(text, name).body_blocks(body, parent=None)[0]
+        except RecursionError:
+            result.problem = _too_deep(1)
     return result
+
+
+#: Deepest parse tree walked (about 100 levels of nested objects, 150 of lists or blocks).
+_MAX_NESTING = 300
+
+
+def _too_deep(line: int) -> SyntaxProblem:
+    return SyntaxProblem(
+        f"Nested too deeply to review (brackets, calls or blocks over {_MAX_NESTING // 3} levels deep near line {line})"
+        " — flatten the expression, e.g. with locals",
+        line,
+    )
+
+
+def _deeper_than(tree: Any, limit: int) -> int | None:
+    """The line of the first node more than ``limit`` levels down, or None (walked without recursion)."""
+    from lark import Tree
+
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return int(node.meta.line) if not node.meta.empty else 1
+        # Reversed, so nodes come off the stack in document order and the first line is reported.
+        stack.extend((child, depth + 1) for child in reversed(node.children) if isinstance(child, Tree))
+    return None
 
 
 def _syntax_problem(exc: Exception, line_count: int) -> SyntaxProblem:

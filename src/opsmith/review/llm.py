@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from opsmith.config import Settings
     from opsmith.llm import ChatModel
 
-__all__ = ["TEMPLATE_ID", "LlmFinding", "LlmOutcome", "LlmReview", "llm_review", "numbered_source"]
+__all__ = ["TEMPLATE_ID", "LlmFinding", "LlmOutcome", "LlmReview", "llm_review", "numbered_source", "prompt_source"]
 
 TEMPLATE_ID = "terraform-review"
 #: Most characters of numbered source sent in one request; more files go in further requests.
@@ -76,6 +76,11 @@ def numbered_source(tf: TfFile, text: str | None = None) -> str:
     width = max(4, len(str(len(lines))))
     body = "\n".join(f"{number:>{width}} | {line}" for number, line in enumerate(lines, start=1))
     return f"# file: {tf.name}\n{body}"
+
+
+def prompt_source(tf: TfFile) -> str:
+    """``tf`` exactly as the LLM gets it: secrets replaced by ``<redacted>``, then numbered."""
+    return numbered_source(tf, redact(tf)[0])
 
 
 def _batches(sources: list[tuple[TfFile, str]], limit: int) -> tuple[list[list[tuple[TfFile, str]]], list[str]]:
@@ -129,7 +134,7 @@ def llm_review(
 
     template = load_template(TEMPLATE_ID, settings)
     log = CallLog.for_settings(settings)
-    sources = [(tf, numbered_source(tf, redact(tf)[0])) for tf in files if tf.text.strip()]
+    sources = [(tf, prompt_source(tf)) for tf in files if tf.text.strip()]
     batches, too_big = _batches(sources, max_prompt_chars)
     report = LlmReport(
         provider=str(getattr(chat_model, "provider", "")),

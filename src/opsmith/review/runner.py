@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from opsmith.config import Settings
     from opsmith.llm import ChatModel
 
-__all__ = ["collect_files", "read_tf", "review"]
+__all__ = ["collect_files", "preview_redacted", "read_tf", "review"]
 
 #: How much of a file is checked for NUL bytes to call it binary.
 _SNIFF_BYTES = 8192
@@ -33,9 +34,30 @@ class SourceFile:
     explicit: bool = False  # passed as a file, not found in a folder
 
 
-def _skip_dir(relative: Path) -> bool:
-    # .terraform holds downloaded modules; dot-folders are tooling (.git, .terragrunt-cache).
-    return any(part.startswith(".") for part in relative.parts[:-1])
+def _walk(root: Path) -> Iterator[Path]:
+    """Every entry under ``root`` that is not a folder, skipping dot-folders and links to folders.
+
+    A stack rather than recursion (``Path.rglob`` recursed once per level), so a tree any
+    number of folders deep is walked, never a RecursionError.
+    """
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                found = list(entries)
+        except OSError:  # unreadable: passed over, as rglob did
+            continue
+        for entry in found:
+            try:
+                is_folder = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_folder = False
+            if not is_folder:
+                yield Path(entry.path)
+            elif not entry.name.startswith("."):
+                # .terraform holds downloaded modules; dot-folders are tooling (.git, .terragrunt-cache).
+                stack.append(Path(entry.path))
 
 
 def collect_files(paths: Sequence[Path | str]) -> tuple[list[SourceFile], list[Skipped]]:
@@ -63,9 +85,9 @@ def collect_files(paths: Sequence[Path | str]) -> tuple[list[SourceFile], list[S
                 seen.add(root.resolve())
                 found.append((SourceFile(root, root.name, explicit=True), str(given)))
             continue
-        for path in sorted(root.rglob("*")):
+        for path in sorted(_walk(root)):
             relative = path.relative_to(root)
-            if not path.is_file() or _skip_dir(relative):
+            if not path.is_file():
                 continue
             if path.suffix != ".tf":
                 others += 1
@@ -133,6 +155,25 @@ def _modules(files: list[tuple[SourceFile, TfFile]], max_bytes: int) -> list[Mod
             if isinstance(context, TfFile) and context.problem is None:
                 module.context.append(context)
     return list(by_dir.values())
+
+
+def preview_redacted(paths: Sequence[Path | str], *, settings: Settings) -> tuple[list[str], list[Skipped]]:
+    """What the LLM reviewer would be sent for ``paths``, file by file, and the files passed over.
+
+    Each file is redacted and numbered exactly as in the prompt (see :func:`~opsmith.review.llm.prompt_source`),
+    so a user can check what leaves the machine before configuring a provider. Nothing is sent.
+    """
+    from opsmith.review.llm import prompt_source
+
+    sources, skipped = collect_files(paths)
+    shown: list[str] = []
+    for source in sources:
+        tf = read_tf(source.path, source.name, max_bytes=settings.max_file_bytes)
+        if isinstance(tf, Skipped):
+            skipped.append(tf)
+        elif tf.text.strip():
+            shown.append(prompt_source(tf))
+    return shown, skipped
 
 
 def review(

@@ -141,7 +141,7 @@ def policy_statements(block: Block, attribute_name: str, module: Module) -> list
     if isinstance(value, str):
         try:
             parsed = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past what json can decode
             return []
         return _json_statements(block, parsed, attribute, module.source_lines(block.file))
     return []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Iterator
 
 from opsmith.review.hcl import Block, is_literal
@@ -16,15 +15,13 @@ from opsmith.review.rules._helpers import (
     bucket_targets,
     companions,
     document_statements,
-    find_line,
     is_false,
     is_true,
     item_line,
-    iter_strings,
     policy_statements,
 )
 from opsmith.review.rules._registry import Hit, hit, rule
-from opsmith.review.secrets import secret_in
+from opsmith.review.secrets import find_secrets
 
 _POLICY_RESOURCES = ("aws_iam_policy", "aws_iam_role_policy", "aws_iam_user_policy", "aws_iam_group_policy")
 
@@ -484,19 +481,16 @@ def _open_ingress(owner: Block, spec: Block, cidr_attrs: tuple[str, ...], protoc
     keywords=("secret",),
 )
 def hardcoded_secrets(module: Module) -> Iterator[Hit]:
-    """AWS access keys, private key blocks, and literal values of password/secret/token/key arguments."""
-    for top in module.blocks:
-        for block in top.walk():
-            for attribute in block.attributes.values():
-                for text, line, key in iter_strings(attribute.value, attribute.line):
-                    found = secret_in(text, attribute.name if key is None else key, top)
-                    if found:
-                        issue, needle = found
-                        if attribute.end_line > attribute.line:
-                            # A heredoc or multi-line value: point at the line holding the secret.
-                            line = find_line(module, top, re.escape(needle[:40]), start=line, end=attribute.end_line)
-                        yield hit(top, issue, line=line)
-                        break
+    """Whatever the redaction before an LLM call removes (opsmith.review.secrets): token formats, private keys,
+    webhook and credential URLs, auth headers, password flags, secret-named values; one finding per line."""
+    for tf in module.files:
+        lines: set[int] = set()
+        for secret in find_secrets(tf):
+            if secret.first and secret.line not in lines:
+                lines.add(secret.line)
+                block = tf.block_at(secret.line)
+                resource = block.address_at(secret.line) if block is not None else None
+                yield Hit(file=tf.name, line=secret.line, resource=resource, issue=secret.issue)
 
 
 @rule(
