@@ -37,9 +37,9 @@ def main() -> None:
     embedder = load_embedder(settings)
     files, _ = discover([CORPUS / "runbooks"])
     texts: list[str] = []
-    for path, source in files:
+    for found in files:
         try:
-            document = load_document(path, source, max_bytes=settings.max_file_bytes)
+            document = load_document(found.path, found.source, max_bytes=settings.max_file_bytes)
         except SkipFile:
             continue
         chunks = chunk_document(

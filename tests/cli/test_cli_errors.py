@@ -101,6 +101,92 @@ def test_delete_unknown_collection(cli_main: Callable[..., Run]) -> None:
     assert_one_error_line(run, "No index named 'nope'")
 
 
+BAD_COLLECTIONS = ["a/b", "/abs", "..", "", "x" * 256]
+
+
+@pytest.mark.parametrize("name", BAD_COLLECTIONS, ids=["slash", "absolute", "dotdot", "empty", "too-long"])
+def test_bad_collection_names_are_one_line(name: str, runbooks: Path, home: Path, cli_main: Callable[..., Run]) -> None:
+    for args in (
+        ("ingest", str(runbooks), "--collection", name),
+        ("ask", ANSWERABLE, "--collection", name),
+        ("search", "disk", "--collection", name, "--json"),
+        ("collections", "delete", name),
+    ):
+        run = cli_main(*args)
+        assert run.exit_code == 2, (args, run.stderr)
+        assert run.stdout == ""
+        assert_one_error_line(run, "is not allowed", "--collection runbooks")
+    assert not (home / "qdrant" / "collection").exists() or not any((home / "qdrant" / "collection").iterdir())
+
+
+@pytest.mark.parametrize("name", ["..", "a/b"])
+def test_a_bad_collection_in_the_environment_or_config_file_is_a_config_error(
+    name: str, monkeypatch: pytest.MonkeyPatch, home: Path, cli_main: Callable[..., Run]
+) -> None:
+    monkeypatch.setenv("OPSMITH_COLLECTION", name)
+    run = cli_main("search", "disk")
+    assert run.exit_code == 2
+    assert_one_error_line(run, "Invalid settings", "collection", "is not allowed", "OPSMITH_*")
+
+    monkeypatch.delenv("OPSMITH_COLLECTION")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(f"collection = {name!r}\n", encoding="utf-8")
+    run = cli_main("collections", "list")
+    assert run.exit_code == 2
+    assert_one_error_line(run, "Invalid settings", "is not allowed", "config.toml")
+
+
+def test_a_file_url_for_qdrant_is_a_config_error(monkeypatch: pytest.MonkeyPatch, cli_main: Callable[..., Run]) -> None:
+    expected = ("http:// or https://", "'file://'", "unset", "embedded index")
+    monkeypatch.setenv("OPSMITH_QDRANT_URL", "file:///var/lib/qdrant")
+    run = cli_main("collections", "list")
+    assert run.exit_code == 2
+    assert_one_error_line(run, "qdrant_url", *expected)
+
+    monkeypatch.delenv("OPSMITH_QDRANT_URL")
+    run = cli_main("search", "disk", "--qdrant-url", "file:///var/lib/qdrant")
+    assert run.exit_code == 2
+    assert_one_error_line(run, *expected)
+
+
+def _remove_deep(top: Path) -> None:
+    """Remove a very deep tree bottom-up: shutil.rmtree (and pytest's tmp cleanup) recurse once per level."""
+    folders, pending = [], [top]
+    while pending:
+        folder = pending.pop()
+        folders.append(folder)
+        for child in folder.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                pending.append(child)
+            else:
+                child.unlink()
+    for folder in reversed(folders):
+        folder.rmdir()
+
+
+@pytest.fixture
+def deep_runbooks(runbooks: Path) -> Iterator[Path]:
+    """``runbooks`` with one more runbook 1,000 folders down."""
+    deep = runbooks / "deep"
+    bottom = deep
+    bottom.mkdir()
+    for _ in range(999):  # one level at a time: mkdir(parents=True) recurses too
+        bottom = bottom / "d"
+        bottom.mkdir()
+    (bottom / "bottom.md").write_text("# Bottom\n\nThe deepest runbook: restart the abyss service.\n", encoding="utf-8")
+    yield runbooks
+    _remove_deep(deep)
+
+
+def test_a_tree_a_thousand_folders_deep_is_ingested(deep_runbooks: Path, cli_main: Callable[..., Run]) -> None:
+    run = cli_main("ingest", str(deep_runbooks), "--json")
+
+    assert run.exit_code == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    report = json.loads(run.stdout)
+    assert (report["added"], report["skipped"]) == (len(RUNBOOKS) + 1, [])
+
+
 def test_missing_provider_key_fails_before_touching_the_index(
     monkeypatch: pytest.MonkeyPatch, cli_main: Callable[..., Run]
 ) -> None:

@@ -12,7 +12,7 @@ from clitools import ANSWERABLE, RUNBOOKS, UNRELATED, Run
 from opsmith.cli.rag import Mode, Provider
 from opsmith.config import ProviderName, RetrievalMode
 
-INGEST_KEYS = {"added", "changed", "unchanged", "removed", "chunks", "seconds", "skipped"}
+INGEST_KEYS = {"added", "changed", "unchanged", "removed", "kept_outside", "chunks", "seconds", "skipped"}
 RESULT_KEYS = {"source", "heading", "start_line", "end_line", "score", "text"}
 ASK_KEYS = {"question", "answer", "refused", "citations", "provider", "timings_ms"}
 CITATION_KEYS = {"source", "heading", "start_line", "end_line", "score"}
@@ -75,6 +75,48 @@ def test_prebuilt_index_matches_the_test_corpus(ingested: Path, cli_ok: Callable
 def test_ingest_human_output_summarises_on_stdout(runbooks: Path, cli_ok: Callable[..., Run]) -> None:
     run = cli_ok("ingest", str(runbooks))
     assert f"runbooks: {len(RUNBOOKS)} added, 0 changed, 0 unchanged, 0 removed" in run.stdout
+    assert "outside the given paths" not in run.stdout
+
+
+def test_ingesting_one_new_file_keeps_the_collection(
+    runbooks: Path, tmp_path: Path, cli_ok: Callable[..., Run]
+) -> None:
+    cli_ok("ingest", str(runbooks), "--json")
+    new = tmp_path / "new-runbook.md"
+    new.write_text("# Zookeeper quorum lost\n\nRestart the follower with systemctl.\n", encoding="utf-8")
+
+    run = cli_ok("ingest", str(new))
+
+    summary = f"1 added, 0 changed, 0 unchanged, 0 removed, 0 skipped · kept {len(RUNBOOKS)} runbooks outside"
+    assert summary in run.stdout
+    listed = cli_ok("search", "restart", "--json", "-k", "20").json()
+    assert {row["source"] for row in listed["results"]} == {*RUNBOOKS, "new-runbook.md"}
+    again = cli_ok("ingest", str(new), "--json").json()
+    assert (again["unchanged"], again["removed"], again["kept_outside"]) == (1, 0, len(RUNBOOKS))
+
+
+def test_links_out_of_the_folder_are_reported_and_read_only_when_asked(
+    runbooks: Path, tmp_path: Path, cli_ok: Callable[..., Run]
+) -> None:
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$zanzibar-quokka:19000:0:99999:7:::\n", encoding="utf-8")
+    (runbooks / "x.txt").symlink_to(secret)
+
+    run = cli_ok("ingest", str(runbooks), "--json")
+
+    assert run.json()["skipped"] == [
+        {"path": "x.txt", "reason": f"links outside {runbooks} — not read; pass --follow-symlinks to read it"}
+    ]
+    assert "warning: skipped x.txt: links outside" in run.stderr
+    assert "x.txt" not in _sources(cli_ok)
+
+    followed = cli_ok("ingest", str(runbooks), "--follow-symlinks", "--json").json()
+    assert (followed["added"], followed["skipped"]) == (1, [])
+    assert "x.txt" in _sources(cli_ok)
+
+
+def _sources(cli_ok: Callable[..., Run]) -> set[str]:
+    return {row["source"] for row in cli_ok("search", "root", "--json", "-k", "50").json()["results"]}
 
 
 # search -------------------------------------------------------------------------------------

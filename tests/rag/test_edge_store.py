@@ -13,10 +13,7 @@ import pytest
 pytest.importorskip("qdrant_edge")
 
 from opsmith.config import Settings, load_settings
-from opsmith.errors import (
-    ConfigError,
-    StoreError,
-)
+from opsmith.errors import ConfigError, InvalidCollectionNameError
 from opsmith.rag.edge_store import EdgeStore
 from opsmith.rag.embedder import Embedder
 from opsmith.rag.ingest import ingest
@@ -131,9 +128,13 @@ def test_interrupted_create_is_replaced(settings: Settings, embedder: Embedder) 
 
 
 @pytest.mark.parametrize("name", ["../up", "a/b", ".hidden", ""])
-def test_collection_names_cannot_leave_the_folder(store: EdgeStore, embedder: Embedder, name: str) -> None:
-    with pytest.raises(StoreError):
+def test_collection_names_cannot_leave_the_folder(
+    store: EdgeStore, embedder: Embedder, name: str, tmp_path: Path
+) -> None:
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(InvalidCollectionNameError):  # the one rule of opsmith.config.check_collection_name
         store.ensure_collection(name, embedder=embedder.name, dimension=embedder.dimension)
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_ingest_and_retrieve_through_the_edge_store(store: EdgeStore, embedder: Embedder, corpus: Path) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import os
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from opsmith.errors import InputError, PathNotFoundError
 from opsmith.rag import ingest as ingest_module
 from opsmith.rag.embedder import Embedder, ProgressCallback
 from opsmith.rag.ingest import IngestProgress, IngestReport, ingest
-from opsmith.rag.sparse import term_id, term_ids
+from opsmith.rag.sparse import document_vector, term_id, term_ids
 from opsmith.rag.store import QdrantStore
 
 LONG_RUNBOOK = "# Replica lag\n\n" + "\n\n".join(
@@ -358,3 +361,182 @@ def test_new_chunk_settings_rechunk_every_file(corpus: Path, settings: Settings,
         per_source = _assert_consistent(store)
         assert sum(per_source.values()) == report.chunks  # no chunk of the old recipe is left
         assert _run([corpus], smaller, embedder, store).unchanged == first.added
+
+
+# Links and special files: reported, never read ------------------------------------------------
+
+SECRET = "# Payroll\n\nThe payroll export password is zanzibar-quokka-42.\n"
+
+
+def _texts(store: QdrantStore, collection: str = "runbooks") -> str:
+    return " ".join(chunk.text for chunk in store.all_chunks(collection))
+
+
+def test_a_link_out_of_the_folder_is_skipped_and_never_read(
+    tmp_path: Path, corpus: Path, settings: Settings, embedder: Embedder, store: QdrantStore
+) -> None:
+    outside = _write(tmp_path / "elsewhere", {"shadow.md": SECRET})
+    (corpus / "x.md").symlink_to(outside / "shadow.md")
+    (corpus / "db" / "y.md").symlink_to("../../elsewhere/shadow.md")  # relative, through ..
+    (corpus / "latest.md").symlink_to(corpus / "db" / "disk-full.md")  # inside: followed
+
+    report = _run([corpus], settings, embedder, store)
+
+    skipped = {s.path: s.reason for s in report.skipped}
+    assert set(skipped) == {"x.md", "db/y.md"}
+    assert skipped["x.md"] == f"links outside {corpus} — not read; pass --follow-symlinks to read it"
+    assert report.added == 4  # the three runbooks and the link inside the folder
+    assert "zanzibar" not in _texts(store)
+
+    # A given file is held to its own folder: a shell glob (runbooks/*) cannot leak either.
+    with pytest.raises(InputError) as caught:
+        _run([corpus / "x.md"], settings, embedder, store, collection="glob")
+    assert "links outside its folder" in str(caught.value)
+
+    # --follow-symlinks opts in.
+    followed = _run([corpus], settings, embedder, store, follow_symlinks=True)
+    assert (followed.added, followed.skipped) == (2, [])
+    assert "zanzibar" in _texts(store)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and /dev/zero are POSIX")
+def test_loops_broken_links_devices_and_fifos_are_reported_not_read(
+    corpus: Path, settings: Settings, embedder: Embedder, store: QdrantStore
+) -> None:
+    (corpus / "loop-a.md").symlink_to(corpus / "loop-b.md")
+    (corpus / "loop-b.md").symlink_to(corpus / "loop-a.md")
+    (corpus / "gone.md").symlink_to(corpus / "deleted.md")
+    (corpus / "zero.md").symlink_to("/dev/zero")  # would read forever
+    os.mkfifo(corpus / "pipe.md")  # opening it would block forever
+    (corpus / "shop-link").symlink_to(corpus / "shop", target_is_directory=True)
+
+    report = _run([corpus], settings, embedder, store)
+
+    assert report.added == 3
+    assert {s.path: s.reason for s in report.skipped} == {
+        "loop-a.md": "symlink loop — not read; fix or remove the link",
+        "loop-b.md": "symlink loop — not read; fix or remove the link",
+        "gone.md": "broken symlink: its target does not exist — fix or remove the link",
+        "zero.md": f"links outside {corpus} — not read; pass --follow-symlinks to read it",
+        "pipe.md": "not a regular file (a FIFO) — not read",
+        "shop-link": "link to a folder — not followed; ingest that folder itself",
+    }
+    # Followed, the link to the device is still not read: it is not a regular file.
+    followed = _run([corpus], settings, embedder, store, follow_symlinks=True)
+    reasons = {s.path: s.reason for s in followed.skipped}
+    assert reasons["zero.md"] == "not a regular file (a character device) — not read"
+
+
+def test_an_oversized_file_is_skipped_without_being_read(
+    corpus: Path, settings: Settings, embedder: Embedder, store: QdrantStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    huge = corpus / "huge.md"
+    with huge.open("wb") as handle:
+        handle.truncate(2 * 1024**3)  # sparse: 2 GB of zeros that cost no disk
+    real_io_open, real_os_open = io.open, os.open
+
+    def guard(opener: Any) -> Any:
+        def opened(name: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(name, (str, Path)) and Path(name).name == "huge.md":
+                raise AssertionError("the oversized file was opened")
+            return opener(name, *args, **kwargs)
+
+        return opened
+
+    monkeypatch.setattr(io, "open", guard(real_io_open))
+    monkeypatch.setattr(os, "open", guard(real_os_open))
+
+    report = _run([corpus], settings, embedder, store)
+
+    assert report.added == 3
+    (skip,) = report.skipped
+    assert skip.path == "huge.md"
+    assert skip.reason == "larger than 20.0 MB (OPSMITH_MAX_FILE_BYTES) — split it or raise the limit"
+
+
+# Pruning touches only what was ingested from the given paths ------------------------------------
+
+
+def test_ingesting_one_file_keeps_the_rest_of_the_collection(
+    tmp_path: Path, runbooks: dict[str, str], corpus: Path, settings: Settings, embedder: Embedder, store: QdrantStore
+) -> None:
+    _run([corpus], settings, embedder, store)
+    new = _write(tmp_path / "drafts", {"new-runbook.md": "# DNS failures\n\nRestart the coredns pods.\n"})
+
+    report = _run([new / "new-runbook.md"], settings, embedder, store)
+
+    assert set(_assert_consistent(store)) == {*runbooks, "new-runbook.md"}
+    assert (report.added, report.removed, report.kept_outside) == (1, 0, 3)
+    # Re-ingesting the folder prunes nothing of the single file either, and still prunes its own.
+    (corpus / "cache/redis-memory.md").unlink()
+    again = _run([corpus], settings, embedder, store)
+    assert (again.removed, again.kept_outside, again.unchanged) == (1, 1, 2)
+    assert set(_assert_consistent(store)) == {"db/disk-full.md", "shop/checkout-latency.md", "new-runbook.md"}
+
+
+def test_two_folders_share_a_collection(
+    tmp_path: Path, settings: Settings, embedder: Embedder, store: QdrantStore
+) -> None:
+    team_a = _write(tmp_path / "team-a", {"kafka.md": "# Kafka lag\n\nScale the consumers.\n"})
+    team_b = _write(tmp_path / "team-b", {"sftp.md": "# SFTP down\n\nRestart sshd on the gateway.\n"})
+    _run([team_a], settings, embedder, store)
+
+    report = _run([team_b], settings, embedder, store)
+    assert set(_assert_consistent(store)) == {"kafka.md", "sftp.md"}
+    assert (report.added, report.removed, report.kept_outside) == (1, 0, 1)
+
+    (team_b / "sftp.md").unlink()
+    _write(team_b, {"ftp.md": "# FTP down\n\nRestart vsftpd.\n"})
+    report = _run([team_b], settings, embedder, store)
+    assert (report.added, report.removed, report.kept_outside) == (1, 1, 1)
+    assert set(_assert_consistent(store)) == {"kafka.md", "ftp.md"}
+
+
+def test_a_subfolder_prunes_only_under_itself(
+    corpus: Path, settings: Settings, embedder: Embedder, store: QdrantStore
+) -> None:
+    _run([corpus], settings, embedder, store)
+
+    # Sources are relative to the PATH given: db/disk-full.md is now disk-full.md, and its old
+    # name (a file under the given folder) goes; the other folders' runbooks stay.
+    report = _run([corpus / "db"], settings, embedder, store)
+
+    assert set(_assert_consistent(store)) == {"disk-full.md", "shop/checkout-latency.md", "cache/redis-memory.md"}
+    assert (report.added, report.removed, report.kept_outside) == (1, 1, 2)
+
+
+def test_a_moved_folder_is_recorded_without_re_embedding(
+    tmp_path: Path, corpus: Path, settings: Settings, embedder: Embedder, store: QdrantStore
+) -> None:
+    _run([corpus], settings, embedder, store)
+    moved = corpus.rename(tmp_path / "moved")
+
+    report = _run([moved], settings, _InterruptingEmbedder(embedder, fail_on=1), store)  # no embedding
+    assert (report.unchanged, report.chunks) == (3, 0)
+    assert {state.root for versions in store.file_states("runbooks").values() for state in versions.values()} == {
+        str(moved.resolve())
+    }
+    (moved / "cache/redis-memory.md").unlink()
+    assert _run([moved], settings, embedder, store).removed == 1
+
+
+def test_files_indexed_without_a_folder_are_never_pruned(
+    corpus: Path, settings: Settings, embedder: Embedder, store: QdrantStore
+) -> None:
+    """Chunks that record no folder (an index built before folders were recorded) are kept when
+    gone, and get their folder recorded when seen again."""
+    _run([corpus], settings, embedder, store)
+    legacy = [replace(chunk, root=None) for chunk in store.all_chunks("runbooks")]
+    texts = [chunk.indexed_text for chunk in legacy]
+    store.upsert("runbooks", legacy, embedder.embed_documents(texts), [document_vector(t) for t in texts])
+    (corpus / "cache/redis-memory.md").unlink()
+
+    report = _run([corpus], settings, embedder, store)
+
+    assert (report.unchanged, report.removed, report.kept_outside) == (2, 0, 1)
+    roots = {source: {s.root for s in v.values()} for source, v in store.file_states("runbooks").items()}
+    assert roots == {
+        "db/disk-full.md": {str(corpus.resolve())},
+        "shop/checkout-latency.md": {str(corpus.resolve())},
+        "cache/redis-memory.md": {None},
+    }

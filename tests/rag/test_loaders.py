@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from opsmith.rag.documents import Document, SkipFile, SourceLine
-from opsmith.rag.loaders import SUPPORTED_SUFFIXES, load_document
+from opsmith.rag.loaders import SUPPORTED_SUFFIXES, file_digest, load_document
 
 MAX = 20_000_000
 
@@ -134,18 +136,65 @@ def test_oversize_message_shows_the_limit_in_megabytes(tmp_path: Path) -> None:
 
 def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write(tmp_path, "secret.md", "# Secret\n")
+    real_open = os.open
 
-    def deny(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied", str(self))
+    def deny(name: Any, *args: Any, **kwargs: Any) -> int:
+        # The tests may run as root, which chmod cannot lock out.
+        if Path(name) == path:
+            raise PermissionError(13, "Permission denied", str(name))
+        return real_open(name, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", deny)
+    monkeypatch.setattr(os, "open", deny)
     with pytest.raises(SkipFile, match="cannot read: permission denied"):
         load_document(path, "secret.md", max_bytes=MAX)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX feature")
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    # Opening a FIFO for reading blocks until a writer appears: it must never be opened like a file.
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    for read in (lambda: load_document(fifo, "pipe.md", max_bytes=MAX), lambda: file_digest(fifo, max_bytes=MAX)):
+        with pytest.raises(SkipFile) as info:
+            read()
+        assert info.value.reason == "not a regular file (a FIFO) — not read"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_link_to_a_device_is_refused_not_read_forever(tmp_path: Path) -> None:
+    link = tmp_path / "zero.md"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(SkipFile) as info:
+        file_digest(link, max_bytes=MAX)
+    assert info.value.reason == "not a regular file (a character device) — not read"
+
+
+def test_file_digest_streams_the_bytes_after_a_prefix(tmp_path: Path) -> None:
+    content = os.urandom(3 * (1 << 20) + 17)  # more than one read block
+    path = _write(tmp_path, "notes.txt", content)
+    assert file_digest(path, max_bytes=MAX, prefix=b"recipe\x00") == hashlib.sha256(b"recipe\x00" + content).hexdigest()
+    with pytest.raises(SkipFile, match="OPSMITH_MAX_FILE_BYTES"):
+        file_digest(path, max_bytes=len(content) - 1)
+
+
+def test_an_oversized_file_is_refused_before_it_is_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "huge.md"
+    with path.open("wb") as handle:
+        handle.truncate(2 * 1024**3)  # sparse: 2 GB that cost no disk
+
+    def never(name: Any, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"opened {name}")
+
+    monkeypatch.setattr(os, "open", never)
+    monkeypatch.setattr(io, "open", never)
+    for read in (lambda: load_document(path, "huge.md", max_bytes=MAX), lambda: file_digest(path, max_bytes=MAX)):
+        with pytest.raises(SkipFile, match=r"larger than 20\.0 MB"):
+            read()
+
+
 def test_directory_named_like_a_file(tmp_path: Path) -> None:
     (tmp_path / "folder.md").mkdir()
-    with pytest.raises(SkipFile, match="cannot read"):
+    with pytest.raises(SkipFile, match=r"not a regular file \(a folder\)"):
         load_document(tmp_path / "folder.md", "folder.md", max_bytes=MAX)
 
 

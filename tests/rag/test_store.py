@@ -1,17 +1,28 @@
 """The store contract, run against every store: qdrant-client embedded, Qdrant Edge, and a Qdrant
 server when OPSMITH_TEST_QDRANT_URL names one. Collection metadata, guard rails, the three query
-modes, the sources filter, deletes."""
+modes, the sources filter, deletes, collection names, and an index folder deleted under the store."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from opsmith.config import BUNDLED_EMBEDDER, Settings, load_settings
-from opsmith.errors import CollectionNotFoundError, EmbedderMismatchError, IndexLockedError
+from opsmith.errors import (
+    CollectionNotFoundError,
+    ConfigError,
+    EmbedderMismatchError,
+    IndexLockedError,
+    IndexMissingError,
+    InvalidCollectionNameError,
+)
 from opsmith.rag.embedder import Embedder
+from opsmith.rag.ingest import ingest
 from opsmith.rag.retrieve import Retriever
 from opsmith.rag.sparse import document_vector, query_vector
 from opsmith.rag.store import QdrantStore, StoredChunk, TermStats, VectorStore, open_store
@@ -249,3 +260,94 @@ def test_delete_collection(store: VectorStore, embedder: Embedder) -> None:
     assert store.delete_collection("runbooks") is True
     assert store.delete_collection("runbooks") is False
     assert store.collections() == []
+
+
+def test_set_source_root_records_the_folder_on_every_chunk(store: VectorStore, embedder: Embedder) -> None:
+    store.ensure_collection("runbooks", embedder=embedder.name, dimension=embedder.dimension)
+    _upsert(store, embedder, [_chunk("disk.md", "Disk", f"part {i}", index=i, count=2) for i in range(2)])
+    _upsert(store, embedder, [_chunk("dns.md", *CHUNKS["dns.md"])])
+    assert store.file_states("runbooks")["disk.md"]["sha-1"].root is None
+
+    store.set_source_root("runbooks", "disk.md", "/srv/runbooks")
+
+    assert store.file_states("runbooks")["disk.md"]["sha-1"].root == "/srv/runbooks"
+    assert {c.root for c in store.chunks("runbooks", "disk.md")} == {"/srv/runbooks"}
+    assert store.file_states("runbooks")["dns.md"]["sha-1"].root is None
+
+
+BAD_NAMES = ["a/b", "/abs", "..", "", "x" * 256, ".hidden", "run books"]
+
+#: Every store entry point that takes a collection name, called with ``name``.
+ENTRY_POINTS: dict[str, Callable[[VectorStore, str], object]] = {
+    "info": lambda s, name: s.info(name),
+    "require": lambda s, name: s.require(name),
+    "ensure_collection": lambda s, name: s.ensure_collection(name, embedder=BUNDLED_EMBEDDER, dimension=384),
+    "file_states": lambda s, name: s.file_states(name),
+    "chunks": lambda s, name: s.chunks(name, "disk.md"),
+    "all_chunks": lambda s, name: list(s.all_chunks(name)),
+    "fetch": lambda s, name: s.fetch(name, ["00000000-0000-0000-0000-000000000000"]),
+    "delete_source": lambda s, name: s.delete_source(name, "disk.md"),
+    "set_source_root": lambda s, name: s.set_source_root(name, "disk.md", "/srv"),
+    "set_term_stats": lambda s, name: s.set_term_stats(name, TermStats(0, {})),
+    "delete_collection": lambda s, name: s.delete_collection(name),
+    "upsert": lambda s, name: s.upsert(name, [], np.zeros((0, 384), dtype=np.float32), []),
+    "query": lambda s, name: s.query(
+        name, np.ones(384, dtype=np.float32), query_vector("disk"), mode="hybrid", limit=3
+    ),
+}
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_every_entry_point_refuses_a_bad_collection_name(store: VectorStore, entry: str) -> None:
+    for name in BAD_NAMES:
+        with pytest.raises(InvalidCollectionNameError) as caught:
+            ENTRY_POINTS[entry](store, name)
+        assert caught.value.exit_code == 2
+        assert "--collection runbooks" in str(caught.value)
+    assert store.collections() == []  # nothing was created on the way
+
+
+def test_a_file_url_for_the_server_is_a_config_error(settings: Settings) -> None:
+    # Settings refuse it; a copy made with model_copy() skips validation, so the store checks too.
+    with pytest.raises(ConfigError) as caught:
+        QdrantStore(settings.model_copy(update={"qdrant_url": "file:///var/lib/qdrant"}))
+    message = str(caught.value)
+    assert "http:// or https://" in message
+    assert "'file://'" in message
+    assert "unset" in message
+
+
+# The index folder deleted under a running process ------------------------------------------
+
+
+def test_check_passes_on_a_healthy_store(store: VectorStore) -> None:
+    store.check()
+
+
+def test_a_deleted_index_folder_is_reported_as_such(settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    if settings.qdrant_url:
+        pytest.skip("only an embedded index has a folder to lose")
+    corpus = tmp_path / "runbooks"
+    corpus.mkdir()
+    (corpus / "disk.md").write_text("# Disk full\n\nRemove old WAL with pg_archivecleanup.\n", encoding="utf-8")
+    with open_store(settings) as store:
+        ingest([corpus], settings=settings, embedder=embedder, store=store)
+        shutil.rmtree(settings.index_path)
+
+        with pytest.raises(IndexMissingError) as caught:
+            store.check()
+        assert str(settings.index_path) in str(caught.value)
+        assert "restart" in str(caught.value)
+        (corpus / "dns.md").write_text("# DNS\n\nRestart the coredns pods.\n", encoding="utf-8")
+        with pytest.raises(IndexMissingError):
+            ingest([corpus], settings=settings, embedder=embedder, store=store)
+        # A write that reaches the engine says the same, not the engine's own error.
+        with pytest.raises(IndexMissingError):
+            _upsert(store, embedder, [_chunk("dns.md", *CHUNKS["dns.md"])])
+        with pytest.raises(IndexMissingError):
+            store.delete_source("runbooks", "disk.md")
+
+        # A new, empty folder in its place is not the index this store opened either.
+        settings.index_path.mkdir(parents=True)
+        with pytest.raises(IndexMissingError):
+            store.check()

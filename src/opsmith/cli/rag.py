@@ -49,9 +49,16 @@ def ingest(
     keep_missing: Annotated[
         bool, typer.Option("--keep-missing", help="Keep indexed files that are gone from PATHs.")
     ] = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option("--follow-symlinks", help="Read files that links lead to outside PATHs (skipped by default)."),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Index runbooks (.md .markdown .txt .rst .html .pdf). Re-runs only redo what changed."""
+    """Index runbooks (.md .markdown .txt .rst .html .pdf). Re-runs only redo what changed.
+
+    Files gone from PATHs are removed from the index; files indexed from elsewhere are kept.
+    """
     from opsmith.rag.ingest import ingest as run_ingest
 
     settings = settings_from(collection=collection, qdrant_url=qdrant_url)
@@ -64,7 +71,13 @@ def ingest(
                 bar.update(task, total=state.chunks_total or None, completed=state.chunks_done)
 
         report = run_ingest(
-            paths, settings=settings, embedder=embedder, store=store, prune=not keep_missing, progress=on_progress
+            paths,
+            settings=settings,
+            embedder=embedder,
+            store=store,
+            prune=not keep_missing,
+            progress=on_progress,
+            follow_symlinks=follow_symlinks,
         )
     # Warnings go to stderr in both modes, so `--json` stdout stays one JSON document.
     for item in report.skipped:
@@ -74,10 +87,12 @@ def ingest(
     if json_output:
         print_json(report.to_dict())
         return
+    n = report.kept_outside
+    kept = f"· kept {n} runbook{'s' * (n != 1)} outside the given paths " if n else ""
     out.print(
         f"[bold]{report.collection}[/]: {report.added} added, {report.changed} changed, "
         f"{report.unchanged} unchanged, {report.removed} removed, {len(report.skipped)} skipped "
-        f"· {report.chunks} chunks embedded in {report.seconds:.1f}s"
+        f"{kept}· {report.chunks} chunks embedded in {report.seconds:.1f}s"
     )
 
 
@@ -165,6 +180,7 @@ def ask(
             max_tokens=settings.llm_max_tokens,
             on_delta=on_delta if streaming else None,
             log=CallLog.for_settings(settings) if chat_model is not None else None,
+            require_citations=settings.require_citations,
         )
     finally:
         retriever.store.close()
@@ -172,6 +188,8 @@ def ask(
     if json_output:
         print_json(result.to_dict())
     else:
+        if on_delta.released and (result.refused or result.error):
+            out.print()  # streamed text cannot be unsent: what replaces it starts on a line of its own
         _render_answer(result, already_streamed=on_delta.released and not result.refused and result.error is None)
     if result.error:
         fail_line(result.error)
@@ -215,6 +233,11 @@ def _render_answer(result: Answer, *, already_streamed: bool) -> None:
             )
     if result.dropped_citations:
         warn(f"the model cited excerpts that were never supplied: {result.dropped_citations} (removed)")
+    if not result.grounded:
+        warn(
+            "this answer cites none of the runbook excerpts, so it is not grounded in them"
+            " — check it against the runbooks before acting on it"
+        )
     timings = result.timings_ms
     err.print(
         f"[dim]{result.provider} · retrieve {timings['retrieve']:.0f} ms · generate {timings['generate']:.0f} ms[/]"
@@ -240,7 +263,8 @@ def collections_list(qdrant_url: QdrantUrlOpt = None, json_output: JsonOpt = Fal
         out.print(f"No collections in {store.location} — run `opsmith ingest PATH` first.", markup=False)
     for row in data:
         out.print(
-            f"[bold]{escape(str(row['name']))}[/]  {row['points']} chunks  {row['embedder']} ({row['dimension']}d)"
+            f"[bold]{escape(str(row['name']))}[/]  {row['points']} chunks  {escape(str(row['embedder']))}"
+            f" ({row['dimension']}d)"
         )
 
 

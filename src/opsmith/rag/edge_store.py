@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -38,8 +37,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from opsmith.config import RetrievalMode, Settings
-from opsmith.errors import CollectionNotFoundError, IndexLockedError, StoreError
+from opsmith.config import COLLECTION_NAME, RetrievalMode, Settings, check_collection_name
+from opsmith.errors import CollectionNotFoundError, IndexLockedError, IndexMissingError, StoreError
 from opsmith.rag.sparse import DEFAULT_AVGDL, SparseVector
 from opsmith.rag.store import (
     DENSE,
@@ -62,7 +61,6 @@ if TYPE_CHECKING:
 RRF_K = 2
 _SCROLL_PAGE = 1024
 _META_SUFFIX = ".json"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
 
 class EdgeStore:
@@ -83,13 +81,14 @@ class EdgeStore:
         except OSError as exc:
             raise StoreError(f"Cannot open the local index at {self._root}: {exc} — check the folder") from exc
         self._lock_file = _lock_folder(self._root)
+        self._identity = _identity(self._root)
         self._closed = False
 
     # Collections ---------------------------------------------------------------------------
 
     def collections(self) -> list[CollectionInfo]:
         names = sorted(p.name[: -len(_META_SUFFIX)] for p in self._root.glob(f"*{_META_SUFFIX}") if p.is_file())
-        return [info for name in names if _NAME.fullmatch(name) and (info := self.info(name)) is not None]
+        return [info for name in names if COLLECTION_NAME.fullmatch(name) and (info := self.info(name)) is not None]
 
     def info(self, collection: str) -> CollectionInfo | None:
         meta = self._read_meta(collection)
@@ -104,6 +103,7 @@ class EdgeStore:
     def ensure_collection(self, collection: str, *, embedder: str, dimension: int) -> CollectionInfo:
         import qdrant_edge as edge
 
+        self.check()  # before an ingest embeds anything it could not write
         with self._lock:
             if self._read_meta(collection) is not None:
                 return self.require(collection, embedder=embedder, dimension=dimension)
@@ -126,6 +126,7 @@ class EdgeStore:
         """Record BM25 document frequencies. Ingest calls this once at the end of a run, so this
         is also where the shard's segments are optimised (Edge runs no background optimiser)."""
         with self._lock:
+            self.check()
             meta = self._read_meta(collection)
             if meta is None:
                 raise CollectionNotFoundError(collection)
@@ -140,6 +141,7 @@ class EdgeStore:
 
     def fetch(self, collection: str, ids: Sequence[str]) -> list[StoredChunk]:
         """Chunks by point id, in the order asked (missing ids are left out)."""
+        _checked(collection)
         if not ids:
             return []
         records = self._call(collection, lambda s: s.retrieve(list(ids), with_payload=True, with_vector=False))
@@ -149,6 +151,7 @@ class EdgeStore:
     def delete_collection(self, collection: str) -> bool:
         with self._lock:
             meta_path = self._meta_path(collection)
+            self.check()
             if not meta_path.is_file():
                 return False
             meta_path.unlink()
@@ -167,6 +170,7 @@ class EdgeStore:
     ) -> None:
         import qdrant_edge as edge
 
+        _checked(collection)
         points = [
             edge.Point(
                 chunk.point_id,
@@ -179,7 +183,7 @@ class EdgeStore:
             for row, (chunk, vec) in enumerate(zip(chunks, sparse, strict=True))
         ]
         if points:
-            self._call(collection, lambda s: s.update(edge.UpdateOperation.upsert_points(points)))
+            self._update(collection, edge.UpdateOperation.upsert_points(points))
 
     def _scroll(self, collection: str, scroll_filter: Any = None, fields: Any = True) -> Iterator[Any]:
         import qdrant_edge as edge
@@ -194,7 +198,7 @@ class EdgeStore:
 
     def file_states(self, collection: str) -> dict[str, dict[str, FileState]]:
         """Per source, per stored file version: how many of its chunks are present."""
-        records = self._scroll(collection, fields=["source", "file_sha256", "chunk_count"])
+        records = self._scroll(collection, fields=["source", "file_sha256", "chunk_count", "root"])
         return count_file_states(record.payload or {} for record in records)
 
     def delete_source(self, collection: str, source: str, *, keep_sha256: str | None = None) -> None:
@@ -205,7 +209,14 @@ class EdgeStore:
         if keep_sha256:
             must_not = [edge.FieldCondition(key="file_sha256", match=edge.MatchValue(keep_sha256))]
         selector = edge.Filter(must=must, must_not=must_not)
-        self._call(collection, lambda s: s.update(edge.UpdateOperation.delete_points_by_filter(selector)))
+        self._update(collection, edge.UpdateOperation.delete_points_by_filter(selector))
+
+    def set_source_root(self, collection: str, source: str, root: str) -> None:
+        """Record ``root`` as the folder ``source`` was ingested from, on all its chunks."""
+        import qdrant_edge as edge
+
+        only = edge.Filter(must=[edge.FieldCondition(key="source", match=edge.MatchValue(source))])
+        self._update(collection, edge.UpdateOperation.set_payload_by_filter(only, {"root": root}))
 
     def chunks(self, collection: str, source: str) -> list[StoredChunk]:
         import qdrant_edge as edge
@@ -228,6 +239,7 @@ class EdgeStore:
         """The ``limit`` best chunks; ``sources`` restricts the search to those runbooks."""
         import qdrant_edge as edge
 
+        _checked(collection)
         dense_query = edge.Query.Nearest(dense.tolist(), using=DENSE)
         sparse_query = edge.Query.Nearest(
             edge.SparseVector(list(sparse.indices), [float(v) for v in sparse.values]), using=SPARSE
@@ -263,6 +275,17 @@ class EdgeStore:
 
     # Lifecycle -----------------------------------------------------------------------------
 
+    def check(self) -> None:
+        """The index folder is still the one this store opened (not deleted, not replaced)."""
+        if not self._present():
+            raise IndexMissingError(self._root)
+
+    def _present(self) -> bool:
+        try:
+            return _identity(self._root) == self._identity
+        except OSError:
+            return False
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
@@ -275,7 +298,7 @@ class EdgeStore:
                 except StoreError as exc:
                     errors.append(exc)
             self._lock_file.close()  # releases the folder lock
-            if errors:
+            if errors and self._present():  # with the folder gone there is nothing left to save
                 raise errors[0]
 
     def __enter__(self) -> EdgeStore:
@@ -296,6 +319,7 @@ class EdgeStore:
         try:
             text = self._meta_path(collection).read_text(encoding="utf-8")
         except FileNotFoundError:
+            self.check()  # no collection, or no index folder any more
             return None
         except OSError as exc:
             raise StoreError(f"Cannot read the metadata of collection '{collection}': {exc}") from exc
@@ -339,6 +363,7 @@ class EdgeStore:
                 try:
                     shard = edge.EdgeShard.load(str(path))
                 except Exception as exc:
+                    self.check()
                     if "WouldBlock" in str(exc):  # another process has the shard's WAL open
                         raise IndexLockedError(self._root) from exc
                     raise StoreError(f"Cannot open collection '{collection}' at {path}: {_short(exc)}") from exc
@@ -351,7 +376,14 @@ class EdgeStore:
         try:
             return operation(shard)
         except Exception as exc:
+            self.check()  # an engine error is often the index folder gone from under it
             raise StoreError(f"Qdrant Edge failed on collection '{collection}': {_short(exc)}") from exc
+
+    def _update(self, collection: str, operation: edge.UpdateOperation) -> None:
+        # The engine writes to files it holds open, so a write into a deleted index folder would
+        # "succeed" and be lost: check the folder first.
+        self.check()
+        self._call(collection, lambda shard: shard.update(operation))
 
     def _count(self, collection: str) -> int:
         import qdrant_edge as edge
@@ -371,9 +403,12 @@ class EdgeStore:
 
 def _checked(collection: str) -> str:
     # The name becomes a file name: no separators, no dot-files, nothing a shell would mangle.
-    if not _NAME.fullmatch(collection):
-        raise StoreError(f"Invalid collection name '{collection}' — use letters, digits, '.', '_' and '-' (not first)")
-    return collection
+    return check_collection_name(collection)
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
 
 
 def _lock_folder(root: Path) -> IO[bytes]:

@@ -5,7 +5,9 @@ Files are compared by content hash with what the collection holds:
 * unchanged files are skipped without being parsed;
 * a changed file's new chunks are written first, then its old ones deleted, so the
   index keeps answering during the update;
-* files that are gone from the given paths have their chunks removed (``prune``).
+* files that are gone from the given paths have their chunks removed (``prune``), but only
+  files that were ingested from under those paths: every chunk records the folder its source
+  is relative to, so ingesting one file or one folder never empties a shared collection.
 
 Every chunk carries its file's hash and chunk count, and point ids are derived from
 (source, hash, index). A file counts as indexed only when all of its chunks are present,
@@ -15,12 +17,14 @@ duplicates.
 
 from __future__ import annotations
 
-import hashlib
+import errno
+import os
+import stat
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -29,9 +33,9 @@ from opsmith.errors import InputError, PathNotFoundError
 from opsmith.rag.chunking import CHUNKER_VERSION, chunk_document
 from opsmith.rag.documents import Document, SkipFile
 from opsmith.rag.embedder import Embedder
-from opsmith.rag.loaders import SUPPORTED_SUFFIXES, load_document
+from opsmith.rag.loaders import SUPPORTED_SUFFIXES, file_digest, load_document
 from opsmith.rag.sparse import document_vector, term_ids
-from opsmith.rag.store import StoredChunk, TermStats, VectorStore
+from opsmith.rag.store import FileState, StoredChunk, TermStats, VectorStore
 
 
 @dataclass
@@ -49,6 +53,7 @@ class IngestReport:
     changed: int = 0
     unchanged: int = 0
     removed: int = 0
+    kept_outside: int = 0  # indexed files that are gone but were not ingested from the given paths: kept
     chunks: int = 0
     seconds: float = 0.0
     skipped: list[SkippedFile] = field(default_factory=list)
@@ -71,47 +76,121 @@ class IngestProgress:
 ProgressHook = Callable[[IngestProgress], None]
 
 
-def discover(
-    paths: Sequence[Path], *, within: Sequence[Path] | None = None
-) -> tuple[list[tuple[Path, str]], list[SkippedFile]]:
-    """Files under ``paths`` as (path, source) pairs; ``source`` is relative to the given PATH.
+@dataclass(frozen=True)
+class FoundFile:
+    """A file to ingest: the real path to read, its source name, and the folder that name is relative to."""
 
-    With ``within`` (resolved folders), a file whose real path lies outside all of them (a
-    symlink out of an allowed root) is skipped and reported, never read.
+    path: Path
+    source: str
+    root: Path  # resolved: the given folder, or a given file's folder
+
+
+def discover(
+    paths: Sequence[Path], *, within: Sequence[Path] | None = None, follow_symlinks: bool = False
+) -> tuple[list[FoundFile], list[SkippedFile]]:
+    """The files under ``paths``, and what was left out there with the reason.
+
+    A given folder is walked with an explicit stack (no depth limit), leaving out hidden
+    entries (``.git``); a file's ``source`` is its path relative to that folder. A given file's
+    source is its name. Broken links, link loops and links to folders are reported, not read.
+
+    A symlink that leads out of its given folder (for a given file: out of the file's folder) is
+    skipped and reported, never read, unless ``follow_symlinks``. With ``within`` (resolved
+    folders: the HTTP service's ingest roots) the real path must lie in one of those instead.
     """
-    found: dict[str, Path] = {}
+    found: dict[str, FoundFile] = {}
     skipped: list[SkippedFile] = []
     for given in paths:
-        if not given.exists():
+        if not given.exists():  # a broken or looping link counts as missing too
             raise PathNotFoundError(given)
-        if given.is_file():
-            candidates = [(given, given.name)]
+        if given.is_dir():
+            root = given.resolve()
+            entries = _walk(root, skipped)
+            outside = f"links outside {given} — not read; pass --follow-symlinks to read it"
         else:
-            candidates = []
-            for path in sorted(given.rglob("*")):
-                relative = path.relative_to(given)
-                # Hidden folders (.git, .obsidian) hold tooling, not runbooks.
-                if any(part.startswith(".") for part in relative.parts) or not path.is_file():
-                    continue
-                candidates.append((path, relative.as_posix()))
-        for path, source in candidates:
-            if within is not None and not _inside(path.resolve(), within):
-                skipped.append(SkippedFile(source, "links outside the allowed ingest roots; not read"))
+            root = given.parent.resolve()
+            entries = iter([(root / given.name, given.name)])
+            outside = "links outside its folder — not read; pass --follow-symlinks to read it"
+        if within is not None:
+            allowed: Sequence[Path] | None = within
+            outside = "links outside the allowed ingest roots; not read"
+        else:
+            allowed = None if follow_symlinks else [root]
+        for path, source in entries:
+            try:
+                real = _real_file(path, allowed, outside)
+            except SkipFile as skip:
+                skipped.append(SkippedFile(source, skip.reason))
                 continue
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 skipped.append(SkippedFile(source, f"unsupported file type {path.suffix or '(none)'}"))
                 continue
-            if source in found and found[source] != path:
+            if source in found and found[source].path != real:
                 raise InputError(
-                    f"Two files map to the source name {source!r} ({found[source]} and {path})"
+                    f"Two files map to the source name {source!r} ({found[source].path} and {real})"
                     " — ingest the folders into separate collections"
                 )
-            found[source] = path
+            found[source] = FoundFile(real, source, root)
     if not found:
         shown = ", ".join(str(p) for p in paths)
         kinds = " ".join(sorted(SUPPORTED_SUFFIXES))
-        raise InputError(f"No files to ingest in {shown} (looked for {kinds}) — point at a folder of runbooks")
-    return [(path, source) for source, path in sorted(found.items())], skipped
+        why = f"; skipped {skipped[0].path}: {skipped[0].reason}" if skipped else ""
+        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        raise InputError(
+            f"No files to ingest in {shown} (looked for {kinds}{why}{more}) — point at a folder of runbooks"
+        )
+    return [found[source] for source in sorted(found)], skipped
+
+
+def _walk(folder: Path, skipped: list[SkippedFile]) -> Iterator[tuple[Path, str]]:
+    """Everything but folders under ``folder``, as (path, source); folder links are not entered.
+
+    Iterative on purpose: a recursive walk (pathlib's rglob on Python 3.11) raises RecursionError
+    on a tree about 1,000 folders deep.
+    """
+    pending = [(folder, "")]
+    while pending:
+        directory, prefix = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            reason = f"cannot list folder: {(exc.strerror or str(exc)).lower()}"
+            skipped.append(SkippedFile(prefix.rstrip("/") or ".", reason))
+            continue
+        for entry in entries:
+            # Hidden folders (.git, .obsidian) hold tooling, not runbooks.
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((Path(entry.path), f"{prefix}{entry.name}/"))
+            else:
+                yield Path(entry.path), prefix + entry.name
+
+
+def _real_file(path: Path, allowed: Sequence[Path] | None, outside: str) -> Path:
+    """Where ``path`` really is, if it may be read; a link that must not be is a :class:`SkipFile`.
+
+    Whether it is a regular file is checked when it is read (:func:`~opsmith.rag.loaders.open_file`).
+    """
+    real = path
+    if path.is_symlink():
+        try:
+            target = os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SkipFile("symlink loop — not read; fix or remove the link") from None
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise SkipFile("broken symlink: its target does not exist — fix or remove the link") from None
+            raise SkipFile(f"cannot read: {(exc.strerror or str(exc)).lower()}") from None
+        real = Path(os.path.realpath(path))
+        if allowed is not None and not _inside(real, allowed):
+            raise SkipFile(outside)
+        if stat.S_ISDIR(target.st_mode):
+            raise SkipFile("link to a folder — not followed; ingest that folder itself")
+    elif allowed is not None and not _inside(real, allowed):
+        raise SkipFile(outside)
+    return real
 
 
 def ingest(
@@ -124,15 +203,22 @@ def ingest(
     prune: bool = True,
     progress: ProgressHook | None = None,
     within: Sequence[Path] | None = None,
+    follow_symlinks: bool = False,
 ) -> IngestReport:
     """Bring ``collection`` in line with the files under ``paths`` and report what changed.
 
-    ``within``: if given, files whose real path is outside these folders are skipped (see
-    :func:`discover`); the HTTP service passes its allowed ingest roots.
+    Args:
+        prune: remove indexed files that are gone, but only those that were ingested from
+            under ``paths`` (each file records the folder it came from); the rest of the
+            collection is kept and counted in ``kept_outside``.
+        within: if given, files whose real path is outside these folders are skipped (see
+            :func:`discover`); the HTTP service passes its allowed ingest roots.
+        follow_symlinks: read files that links lead to outside the given folders.
     """
     started = time.perf_counter()
     name = collection or settings.collection
-    files, skipped = discover([Path(p) for p in paths], within=within)
+    given = [Path(p) for p in paths]
+    files, skipped = discover(given, within=within, follow_symlinks=follow_symlinks)
     report = IngestReport(collection=name, skipped=skipped)
     dropped_unreadable = False  # chunks deleted for a file that is now skipped: term stats must be redone
     info = store.ensure_collection(name, embedder=embedder.name, dimension=embedder.dimension)
@@ -141,22 +227,23 @@ def ingest(
     recipe = ingest_recipe(settings, embedder)
 
     # Decide per file from its hash alone; only new or changed files are parsed.
-    pending: list[tuple[Document, bool]] = []
-    for path, source in files:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            report.skipped.append(SkippedFile(source, f"cannot read: {exc.strerror or exc}"))
-            continue
-        sha = hashlib.sha256(recipe + raw).hexdigest()
+    pending: list[tuple[Document, bool, str]] = []
+    for found in files:
+        source, root = found.source, str(found.root)
         versions = indexed.get(source, {})
-        current = versions.get(sha)
-        if current is not None and current.complete and len(versions) == 1:
-            report.unchanged += 1
-            state.files_done += 1
-            continue
         try:
-            document = load_document(path, source, max_bytes=settings.max_file_bytes)
+            # Streamed, and only after stat said the file is regular and small enough.
+            sha = file_digest(found.path, max_bytes=settings.max_file_bytes, prefix=recipe)
+            current = versions.get(sha)
+            if current is not None and current.complete and len(versions) == 1:
+                if current.root != root:  # same file, found from another folder (or recorded by no folder)
+                    store.set_source_root(name, source, root)
+                report.unchanged += 1
+                state.files_done += 1
+                continue
+            document = load_document(
+                found.path, source, max_bytes=settings.max_file_bytes, suffix=PurePosixPath(source).suffix
+            )
         except SkipFile as skip:
             report.skipped.append(SkippedFile(source, skip.reason))
             if versions:  # it was indexed before but cannot be read now: don't serve stale text
@@ -167,10 +254,10 @@ def ingest(
         # The stored version is the file *and* how it was chunked, so a new chunker or new chunk
         # settings re-chunk every file instead of leaving old chunks next to new ones.
         document.sha256 = sha
-        pending.append((document, bool(versions)))
+        pending.append((document, bool(versions), root))
 
     chunked: list[tuple[Document, bool, list[StoredChunk], list[str]]] = []
-    for document, existed in pending:
+    for document, existed, root in pending:
         pieces = chunk_document(
             document,
             count_tokens=embedder.count_tokens,
@@ -189,6 +276,7 @@ def ingest(
                 file_sha256=document.sha256,
                 kind=document.kind,
                 title=document.title,
+                root=root,
             )
             for piece in pieces
         ]
@@ -238,10 +326,14 @@ def ingest(
     write_batch()
 
     if prune:
-        seen = {source for _, source in files}
+        seen = {found.source for found in files}
+        folders, singles = _scope(given)
         for source in sorted(set(indexed) - seen):
-            store.delete_source(name, source)
-            report.removed += 1
+            if _ingested_from(indexed[source].values(), source, folders, singles):
+                store.delete_source(name, source)
+                report.removed += 1
+            else:
+                report.kept_outside += 1
 
     if report.added or report.changed or report.removed or dropped_unreadable or info.term_stats is None:
         store.set_term_stats(name, collect_term_stats(store, name, known=fresh_terms))
@@ -252,6 +344,28 @@ def ingest(
 
 def _inside(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def _scope(given: Sequence[Path]) -> tuple[list[Path], set[Path]]:
+    """What a run may prune: everything under the given folders, and the given files themselves."""
+    folders = [path.resolve() for path in given if path.is_dir()]
+    singles = {path.parent.resolve() / path.name for path in given if not path.is_dir()}
+    return folders, singles
+
+
+def _ingested_from(versions: Iterable[FileState], source: str, folders: Sequence[Path], singles: set[Path]) -> bool:
+    """Whether every stored version of ``source`` was ingested from under the given paths.
+
+    A version that records no folder (indexed before folders were recorded) is never in scope:
+    pruning must not remove a runbook the user did not point at.
+    """
+    for version in versions:
+        if version.root is None:
+            return False
+        location = Path(version.root) / source
+        if location not in singles and not _inside(location, folders):
+            return False
+    return True
 
 
 def ingest_recipe(settings: Settings, embedder: Embedder) -> bytes:

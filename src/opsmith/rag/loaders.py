@@ -12,12 +12,14 @@ import codecs
 import hashlib
 import io
 import math
+import os
 import re
+import stat
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from opsmith.rag.documents import Document, SkipFile, SourceLine
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from bs4 import BeautifulSoup
     from bs4.element import NavigableString, PageElement, Tag
 
-__all__ = ["SUPPORTED_SUFFIXES", "load_document"]
+__all__ = ["SUPPORTED_SUFFIXES", "file_digest", "load_document", "open_file"]
 
 _KIND_BY_SUFFIX = {
     ".md": "md",
@@ -48,13 +50,15 @@ _TEXT_CONTROL_BYTES = frozenset(b"\t\n\v\f\r\x1b")
 _UNDECODABLE_WARNING = "not valid UTF-8; undecodable bytes replaced"
 
 
-def load_document(path: Path, source: str, *, max_bytes: int) -> Document:
+def load_document(path: Path, source: str, *, max_bytes: int, suffix: str | None = None) -> Document:
     """Read ``path`` and normalise it to markdown-like lines that keep their original line numbers.
 
     Args:
         path: the file to read; its suffix (case-insensitive) picks the loader.
         source: the document id stored on the result (the path relative to what the user gave).
         max_bytes: files larger than this are skipped (``OPSMITH_MAX_FILE_BYTES``).
+        suffix: picks the loader instead of ``path``'s own; ingest reads a symlink's target by
+            its real path, but the link's name says what the file is.
 
     Returns:
         A :class:`Document`. ``sha256`` is of the raw bytes. For PDF, a line number is the
@@ -62,28 +66,20 @@ def load_document(path: Path, source: str, *, max_bytes: int) -> Document:
         continues from one page to the next), since a PDF has no source lines of its own.
 
     Raises:
-        SkipFile: the file is unsupported, too large, unreadable, binary, empty, an encrypted
-            PDF, or a PDF without extractable text.
+        SkipFile: the file is unsupported, too large, unreadable, not a regular file (a FIFO,
+            a device), binary, empty, an encrypted PDF, or a PDF without extractable text.
     """
-    suffix = path.suffix.lower()
+    suffix = (path.suffix if suffix is None else suffix).lower()
     kind = _KIND_BY_SUFFIX.get(suffix)
     if kind is None:
         raise SkipFile(f"unsupported file type {suffix or '(no extension)'}")
-    limit = f"{max_bytes / 1_000_000:.1f} MB" if max_bytes >= 100_000 else f"{max_bytes} bytes"
-    too_large = SkipFile(f"larger than {limit} (OPSMITH_MAX_FILE_BYTES) — split it or raise the limit")
-    try:
-        # Checked before reading so a huge file is never pulled into memory.
-        if path.stat().st_size > max_bytes:
-            raise too_large
-        raw = path.read_bytes()
-    except PermissionError:
-        raise SkipFile("cannot read: permission denied") from None
-    except IsADirectoryError:
-        raise SkipFile("cannot read: is a directory") from None
-    except OSError as err:
-        raise SkipFile(f"cannot read: {(err.strerror or str(err)).lower()}") from None
+    with open_file(path, max_bytes=max_bytes) as handle:
+        try:
+            raw = handle.read(max_bytes + 1)
+        except OSError as err:
+            raise SkipFile(_cannot_read(err)) from None
     if len(raw) > max_bytes:  # the file grew between stat and read
-        raise too_large
+        raise _too_large(max_bytes)
     if not raw.strip():
         raise SkipFile("empty file")
 
@@ -109,6 +105,74 @@ def load_document(path: Path, source: str, *, max_bytes: int) -> Document:
     if not any(line.text.strip() for line in doc.lines):
         raise SkipFile("no text content")
     return doc
+
+
+# --------------------------------------------------------------------------- reading files
+
+_READ_BLOCK = 1 << 20
+_FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+}  # what a path can be besides a regular file (a symlink is followed first)
+
+
+def open_file(path: Path, *, max_bytes: int) -> BinaryIO:
+    """Open ``path`` for reading, having read nothing, if it is a regular file of at most ``max_bytes``.
+
+    Kind and size come from ``stat`` before the file is opened, so a huge file is never read and
+    a FIFO or a device (``/dev/zero``) is never opened; they are checked again on the open file
+    in case it was swapped in between (the open does not block on a FIFO).
+
+    Raises:
+        SkipFile: the file is missing, unreadable, not a regular file, or over ``max_bytes``.
+    """
+    try:
+        _check_file(os.stat(path), max_bytes)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as err:
+        raise SkipFile(_cannot_read(err)) from None
+    try:
+        _check_file(os.fstat(fd), max_bytes)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def file_digest(path: Path, *, max_bytes: int, prefix: bytes = b"") -> str:
+    """SHA-256 of ``prefix`` and the bytes of ``path``, read in blocks (see :func:`open_file`)."""
+    digest = hashlib.sha256(prefix)
+    seen = 0
+    with open_file(path, max_bytes=max_bytes) as handle:
+        try:
+            while block := handle.read(_READ_BLOCK):
+                seen += len(block)
+                if seen > max_bytes:  # the file grew after it was checked
+                    raise _too_large(max_bytes)
+                digest.update(block)
+        except OSError as err:
+            raise SkipFile(_cannot_read(err)) from None
+    return digest.hexdigest()
+
+
+def _check_file(status: os.stat_result, max_bytes: int) -> None:
+    if not stat.S_ISREG(status.st_mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(status.st_mode), "unknown kind")
+        raise SkipFile(f"not a regular file ({kind}) — not read")
+    if status.st_size > max_bytes:
+        raise _too_large(max_bytes)
+
+
+def _too_large(max_bytes: int) -> SkipFile:
+    limit = f"{max_bytes / 1_000_000:.1f} MB" if max_bytes >= 100_000 else f"{max_bytes} bytes"
+    return SkipFile(f"larger than {limit} (OPSMITH_MAX_FILE_BYTES) — split it or raise the limit")
+
+
+def _cannot_read(err: OSError) -> str:
+    return f"cannot read: {(err.strerror or str(err)).lower()}"
 
 
 # --------------------------------------------------------------------------- text input

@@ -13,20 +13,31 @@ with another model is refused instead of returning nonsense.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from opsmith.config import RetrievalMode, Settings, read_secret
+from opsmith._display import mask_url
+from opsmith.config import (
+    COLLECTION_NAME,
+    RetrievalMode,
+    Settings,
+    check_collection_name,
+    check_qdrant_url,
+    read_secret,
+)
 from opsmith.errors import (
     CollectionNotFoundError,
     ConfigError,
     EmbedderMismatchError,
     IndexLockedError,
+    IndexMissingError,
     StoreError,
     StoreUnavailableError,
 )
@@ -54,6 +65,7 @@ class StoredChunk:
     file_sha256: str
     kind: str = "md"
     title: str | None = None
+    root: str | None = None  # the folder ``source`` is relative to, as ingest resolved it (None: unknown)
 
     @property
     def indexed_text(self) -> str:
@@ -77,6 +89,7 @@ class StoredChunk:
             "file_sha256": self.file_sha256,
             "kind": self.kind,
             "title": self.title,
+            "root": self.root,
         }
 
     @classmethod
@@ -127,6 +140,7 @@ class FileState:
     file_sha256: str
     chunk_count: int
     present: int
+    root: str | None = None  # the folder it was ingested from (see StoredChunk.root)
 
     @property
     def complete(self) -> bool:
@@ -153,7 +167,7 @@ def count_file_states(payloads: Iterable[dict[str, Any]]) -> dict[str, dict[str,
     for payload in payloads:
         versions = states.setdefault(payload["source"], {})
         sha = payload["file_sha256"]
-        state = versions.setdefault(sha, FileState(sha, int(payload["chunk_count"]), 0))
+        state = versions.setdefault(sha, FileState(sha, int(payload["chunk_count"]), 0, payload.get("root")))
         state.present += 1
     return states
 
@@ -201,6 +215,8 @@ class VectorStore(Protocol):
 
     def delete_source(self, collection: str, source: str, *, keep_sha256: str | None = None) -> None: ...
 
+    def set_source_root(self, collection: str, source: str, root: str) -> None: ...
+
     def query(
         self,
         collection: str,
@@ -223,6 +239,12 @@ class VectorStore(Protocol):
 
     def delete_collection(self, collection: str) -> bool: ...
 
+    def check(self) -> None:
+        """Raise the :class:`StoreError` that says why the store cannot serve now (an embedded
+        index folder deleted under the process, a server that does not answer); cheap enough
+        for a readiness probe."""
+        ...
+
     def close(self) -> None: ...
 
     def __enter__(self) -> VectorStore: ...
@@ -239,10 +261,17 @@ class QdrantStore:
         self._settings = settings
         # A QdrantClient, or in local mode the same behind a lock (typed Any for the proxy).
         self._client: Any
+        self._index: tuple[Path, tuple[int, int]] | None = None  # local mode: the folder and its identity
         if settings.qdrant_url:
-            self.location = settings.qdrant_url
+            check_qdrant_url(settings.qdrant_url)  # Settings check it, but a model_copy() does not
+            self.location = mask_url(settings.qdrant_url)  # for display: no password
+            # No version check: it runs on a background thread that prints a warning (with the URL)
+            # to stderr when the server is down; get_collections() below reports that properly.
             self._client = QdrantClient(
-                url=settings.qdrant_url, api_key=read_secret(settings.qdrant_api_key_env), timeout=30
+                url=settings.qdrant_url,
+                api_key=read_secret(settings.qdrant_api_key_env),
+                timeout=30,
+                check_compatibility=False,
             )
             try:
                 self._client.get_collections()
@@ -256,20 +285,25 @@ class QdrantStore:
                 # Local mode keeps the index in Python objects that are not safe to share between
                 # threads (a query during an upsert can see a half-written segment), so calls from
                 # a multi-threaded server (`opsmith serve`) are serialised. A server needs no lock.
-                self._client = _Serialized(QdrantClient(path=str(path)))
+                # Local mode writes through sqlite: a deleted index folder surfaces as "attempt to write
+                # a readonly database" (OperationalError), which says nothing about the cause.
+                self._client = _Serialized(QdrantClient(path=str(path)), on_error=self._check_index)
             except RuntimeError as exc:
                 if "already accessed" in str(exc):
                     _close_leaked_lock(exc)
                     raise IndexLockedError(path) from exc
                 raise StoreError(f"Cannot open the local index at {path}: {exc} — check the folder") from exc
+            self._index = (path, _identity(path))
 
     # Collections ---------------------------------------------------------------------------
 
     def collections(self) -> list[CollectionInfo]:
-        names = sorted(c.name for c in self._client.get_collections().collections)
+        # A server may hold collections made by other tools under names opsmith cannot be given.
+        names = sorted(c.name for c in self._client.get_collections().collections if COLLECTION_NAME.fullmatch(c.name))
         return [info for name in names if (info := self.info(name)) is not None]
 
     def info(self, collection: str) -> CollectionInfo | None:
+        check_collection_name(collection)
         if not self._client.collection_exists(collection):
             return None
         details = self._client.get_collection(collection)
@@ -282,6 +316,8 @@ class QdrantStore:
     def ensure_collection(self, collection: str, *, embedder: str, dimension: int) -> CollectionInfo:
         from qdrant_client import models
 
+        check_collection_name(collection)
+        self._check_index()  # before an ingest embeds anything it could not write
         if self._client.collection_exists(collection):
             return self.require(collection, embedder=embedder, dimension=dimension)
         self._client.create_collection(
@@ -295,6 +331,7 @@ class QdrantStore:
         return self.require(collection)
 
     def set_term_stats(self, collection: str, stats: TermStats) -> None:
+        check_collection_name(collection)
         details = self._client.get_collection(collection)
         meta = dict(details.config.metadata or {})
         meta["bm25_chunks"] = stats.chunks
@@ -307,14 +344,26 @@ class QdrantStore:
 
     def fetch(self, collection: str, ids: Sequence[str]) -> list[StoredChunk]:
         """Chunks by point id (missing ids are left out)."""
+        check_collection_name(collection)
         records = self._client.retrieve(collection, ids=list(ids), with_payload=True, with_vectors=False)
         return [StoredChunk.from_payload(r.payload or {}) for r in records]
 
     def delete_collection(self, collection: str) -> bool:
+        check_collection_name(collection)
         if not self._client.collection_exists(collection):
             return False
         self._client.delete_collection(collection)
         return True
+
+    def check(self) -> None:
+        """Embedded: the index folder is still the one opened; server: it answers."""
+        if self._index is not None:
+            self._check_index()
+            return
+        try:
+            self._client.get_collections()
+        except Exception as exc:
+            raise StoreUnavailableError(self.location, _short(exc)) from exc
 
     # Points --------------------------------------------------------------------------------
 
@@ -327,6 +376,7 @@ class QdrantStore:
     ) -> None:
         from qdrant_client import models
 
+        check_collection_name(collection)
         points = [
             models.PointStruct(
                 id=chunk.point_id,
@@ -341,6 +391,7 @@ class QdrantStore:
         self._client.upsert(collection, points=points, wait=True)
 
     def _scroll(self, collection: str, scroll_filter: Any = None, fields: Any = True) -> Iterator[Any]:
+        check_collection_name(collection)
         offset = None
         while True:
             records, offset = self._client.scroll(
@@ -352,18 +403,27 @@ class QdrantStore:
 
     def file_states(self, collection: str) -> dict[str, dict[str, FileState]]:
         """Per source, per stored file version: how many of its chunks are present."""
-        records = self._scroll(collection, fields=["source", "file_sha256", "chunk_count"])
+        records = self._scroll(collection, fields=["source", "file_sha256", "chunk_count", "root"])
         return count_file_states(record.payload or {} for record in records)
 
     def delete_source(self, collection: str, source: str, *, keep_sha256: str | None = None) -> None:
         from qdrant_client import models
 
+        check_collection_name(collection)
         must: list[Any] = [models.FieldCondition(key="source", match=models.MatchValue(value=source))]
         must_not: list[Any] = []
         if keep_sha256:
             must_not.append(models.FieldCondition(key="file_sha256", match=models.MatchValue(value=keep_sha256)))
         selector = models.FilterSelector(filter=models.Filter(must=must, must_not=must_not or None))
         self._client.delete(collection, points_selector=selector, wait=True)
+
+    def set_source_root(self, collection: str, source: str, root: str) -> None:
+        """Record ``root`` as the folder ``source`` was ingested from, on all its chunks."""
+        from qdrant_client import models
+
+        check_collection_name(collection)
+        only = models.Filter(must=[models.FieldCondition(key="source", match=models.MatchValue(value=source))])
+        self._client.set_payload(collection, payload={"root": root}, points=only, wait=True)
 
     def chunks(self, collection: str, source: str) -> list[StoredChunk]:
         from qdrant_client import models
@@ -386,6 +446,7 @@ class QdrantStore:
         """The ``limit`` best chunks; ``sources`` restricts the search to those runbooks."""
         from qdrant_client import models
 
+        check_collection_name(collection)
         dense_query = dense.tolist()
         sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values)
         only = (
@@ -418,6 +479,16 @@ class QdrantStore:
     def close(self) -> None:
         self._client.close()
 
+    def _check_index(self) -> None:
+        if self._index is not None:
+            path, opened = self._index
+            try:
+                current = _identity(path)
+            except OSError:
+                current = None
+            if current != opened:  # deleted, or deleted and made again by someone else
+                raise IndexMissingError(path)
+
     def __enter__(self) -> QdrantStore:
         return self
 
@@ -428,9 +499,10 @@ class QdrantStore:
 class _Serialized:
     """Proxy that runs each method of the wrapped object under one lock."""
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Any, on_error: Callable[[], None] | None = None) -> None:
         self._target = target
         self._lock = threading.RLock()
+        self._on_error = on_error  # called when a method fails: may raise a clearer error instead
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._target, name)
@@ -439,7 +511,12 @@ class _Serialized:
 
         def locked(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
-                return attribute(*args, **kwargs)
+                try:
+                    return attribute(*args, **kwargs)
+                except Exception:
+                    if self._on_error is not None:
+                        self._on_error()
+                    raise
 
         return locked
 
@@ -461,6 +538,11 @@ def _close_leaked_lock(exc: BaseException) -> None:
         if handle is not None and not handle.closed:
             handle.close()
         tb = tb.tb_next
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
 
 
 def _short(exc: Exception) -> str:
