@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,8 @@ class FakeLLMServer:
     url: str = ""
     status: int = 200
     reply: str = "Run the lag query on the replica [1]. Then check the primary [9]."
+    #: When set, the answer is sent one byte every this many seconds (a server that trickles).
+    byte_delay: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def body(self) -> dict[str, Any]:
@@ -63,7 +66,16 @@ def llm_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if not state.byte_delay:
+                self.wfile.write(payload)
+                return
+            try:
+                for byte in payload:
+                    time.sleep(state.byte_delay)
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -94,6 +106,7 @@ def test_ask_with_openai_compatible_server(
     assert data["provider"] == "openai"
     assert data["model"] == "test"
     assert data["refused"] is False
+    assert data["grounded"] is True
     # [9] was never supplied (k=3): dropped from the text and reported.
     assert data["answer"] == "Run the lag query on the replica [1]. Then check the primary ."
     assert data["dropped_citations"] == [9]
@@ -132,6 +145,56 @@ def test_llm_saying_not_found_is_a_refusal(
     data = cli_ok("ask", ANSWERABLE, "--json").json()
     assert data["refused"] is True
     assert data["citations"] == []
+    assert len(llm_server.requests) == 1
+
+
+UNCITED = "Restart the replica with systemctl and move reads to the primary."
+
+
+def test_an_uncited_llm_answer_is_refused(
+    ingested: Path, llm_server: FakeLLMServer, cli_ok: Callable[..., Run]
+) -> None:
+    llm_server.reply = UNCITED
+    data = cli_ok("ask", ANSWERABLE, "--json", "-k", "3").json()
+    assert (data["refused"], data["grounded"], data["citations"]) == (True, False, [])
+    assert "cited none of the runbook excerpts" in data["answer"]
+
+    run = cli_ok("ask", ANSWERABLE, "-k", "3")
+    assert "cited none of the runbook excerpts" in run.stdout
+    assert UNCITED not in run.stdout
+
+
+def test_with_require_citations_off_an_uncited_answer_is_shown_with_a_warning(
+    ingested: Path, llm_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, cli_ok: Callable[..., Run]
+) -> None:
+    llm_server.reply = UNCITED
+    monkeypatch.setenv("OPSMITH_REQUIRE_CITATIONS", "false")
+    data = cli_ok("ask", ANSWERABLE, "--json", "-k", "3").json()
+    assert (data["refused"], data["grounded"], data["answer"]) == (False, False, UNCITED)
+
+    run = cli_ok("ask", ANSWERABLE, "-k", "3")
+    assert UNCITED in run.stdout
+    warning = [line for line in run.stderr.splitlines() if "not grounded" in line]
+    assert len(warning) == 1
+    assert "cites none of the runbook excerpts" in warning[0]
+
+
+def test_a_trickling_llm_answer_is_cut_at_the_deadline(
+    ingested: Path, llm_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, cli_main: Callable[..., Run]
+) -> None:
+    # The reproduction: an idle timeout of 3 s never trips on a server that keeps sending.
+    llm_server.byte_delay = 0.05  # the ~300-byte answer would take over 15 s
+    monkeypatch.setenv("OPSMITH_LLM_TIMEOUT", "3")
+    monkeypatch.setenv("OPSMITH_LLM_DEADLINE", "1")
+
+    started = time.monotonic()
+    run = cli_main("ask", ANSWERABLE, "--json", "-k", "3")
+
+    assert time.monotonic() - started < 10
+    line = assert_one_error_line(run, "1s deadline", "OPSMITH_LLM_DEADLINE")
+    data = json.loads(run.stdout)
+    assert data["error"] == line.removeprefix("error: ")
+    assert data["citations"]  # the extractive passages stand in, as for any provider failure
     assert len(llm_server.requests) == 1
 
 

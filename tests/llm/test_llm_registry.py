@@ -67,10 +67,12 @@ def test_anthropic_without_key_is_a_config_error() -> None:
 
 def test_anthropic_with_key_uses_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-xyz")
-    model = get_chat_model(load_settings(provider="anthropic", llm_timeout=12.5, llm_max_retries=1, llm_max_tokens=200))
+    model = get_chat_model(
+        load_settings(provider="anthropic", llm_timeout=12.5, llm_deadline=30, llm_max_retries=1, llm_max_tokens=200)
+    )
     assert isinstance(model, AnthropicChatModel)
     assert (model.model, model.base_url) == ("claude-sonnet-4-6", "https://api.anthropic.com")
-    assert (model.timeout, model.max_retries, model.max_tokens) == (12.5, 1, 200)
+    assert (model.timeout, model.deadline, model.max_retries, model.max_tokens) == (12.5, 30.0, 1, 200)
     assert "sk-ant-xyz" not in repr(model)
 
 
@@ -103,6 +105,7 @@ def test_env_vars_are_honoured(monkeypatch: pytest.MonkeyPatch, local_server: tu
     monkeypatch.setenv("OPSMITH_MODEL", "llama3.1:8b")
     monkeypatch.setenv("OPSMITH_BASE_URL", base_url)
     monkeypatch.setenv("OPSMITH_LLM_TIMEOUT", "5")
+    monkeypatch.setenv("OPSMITH_LLM_DEADLINE", "9")
     monkeypatch.setenv("OPSMITH_LLM_MAX_RETRIES", "0")
     monkeypatch.setenv("OPSMITH_LLM_MAX_TOKENS", "77")
     monkeypatch.setenv("OPSMITH_LLM_API_KEY_ENV", "VLLM_TOKEN")
@@ -111,6 +114,7 @@ def test_env_vars_are_honoured(monkeypatch: pytest.MonkeyPatch, local_server: tu
     model = get_chat_model(load_settings())
     assert isinstance(model, OpenAIChatModel)
     assert (model.model, model.base_url, model.timeout, model.max_retries) == ("llama3.1:8b", base_url, 5.0, 0)
+    assert model.deadline == 9.0
     with model:
         model.complete([Message("user", "ping")])
     assert received[0]["headers"]["authorization"] == "Bearer token-123"

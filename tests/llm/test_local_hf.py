@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from opsmith.config import load_settings
-from opsmith.errors import ConfigError, ProviderError
+from opsmith.errors import ConfigError, ProviderDeadlineError, ProviderError
 from opsmith.finetune.tiny import build_tiny_llama
 from opsmith.llm import ChatModel, Message, StreamEvent, get_chat_model
 from opsmith.llm.local_hf import FALLBACK_STOP, LocalHFChatModel, _StopHoldback, fallback_prompt
@@ -145,6 +145,29 @@ def test_closing_a_stream_early_stops_generation(model: LocalHFChatModel, monkey
     assert model.complete(MESSAGES, max_tokens=2).usage.output_tokens == 2
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_generation_is_cut_at_the_deadline(tiny_path: Path, monkeypatch: pytest.MonkeyPatch, stream: bool) -> None:
+    # A budget far shorter than one generate() call: the stopping criterion ends it at the first token.
+    slow = LocalHFChatModel(tiny_path, max_tokens=400, deadline=1e-4, device="cpu")
+    generated: list[int] = []
+    real = slow._generate
+
+    def record(prepared: Any, **kwargs: Any) -> list[int]:
+        ids: list[int] = real(prepared, **kwargs)
+        generated.append(len(ids))
+        return ids
+
+    monkeypatch.setattr(slow, "_generate", record)
+    call = (lambda: list(slow.stream(MESSAGES))) if stream else (lambda: slow.complete(MESSAGES))
+    with pytest.raises(ProviderDeadlineError, match=r"still generating at the 0.0001s deadline.*OPSMITH_LLM_DEADLINE"):
+        call()
+    assert len(generated) == 1
+    assert generated[0] < 400
+    # The lock was released: a call with room to finish runs.
+    slow.deadline = 600.0
+    assert slow.complete(MESSAGES, max_tokens=2).usage.output_tokens == 2
+
+
 def test_json_schema_is_accepted_and_ignored(model: LocalHFChatModel) -> None:
     schema = {"type": "object", "properties": {"title": {"type": "string"}}}
     assert model.complete(MESSAGES, json_schema=schema).text == model.complete(MESSAGES).text
@@ -228,9 +251,11 @@ def test_registry_builds_it_from_settings(tiny_path: Path, adapter_path: Path) -
 def test_registry_reads_the_env(tiny_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSMITH_PROVIDER", "local_hf")
     monkeypatch.setenv("OPSMITH_MODEL", str(tiny_path))
+    monkeypatch.setenv("OPSMITH_LLM_DEADLINE", "42")
     built = get_chat_model(load_settings())
     assert isinstance(built, LocalHFChatModel)
     assert built.adapter is None
+    assert built.deadline == 42.0
 
 
 def test_registry_without_a_model_names_the_setting() -> None:

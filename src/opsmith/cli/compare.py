@@ -96,7 +96,7 @@ def compare(
             close_quietly(variant.model)
     if report is not None:
         paths = write_report(result, report)
-        err.print(f"[dim]report written: {', '.join(str(p) for p in paths.values())}[/]")
+        err.print(f"[dim]report written: {escape(', '.join(str(p) for p in paths.values()))}[/]")
     if json_output:
         print_json(result.to_dict())
         return
@@ -131,8 +131,9 @@ def _variants(
         if not (model or settings.model):
             raise ConfigError("local_hf needs the base model — pass --model PATH (and --adapter DIR for finetuned)")
         base_path = model or str(settings.model)
-        base = LocalHFChatModel(base_path, max_tokens=settings.llm_max_tokens)
-        tuned = LocalHFChatModel(base_path, adapter, max_tokens=settings.llm_max_tokens) if adapter else base
+        tokens, deadline = settings.llm_max_tokens, settings.llm_deadline
+        base = LocalHFChatModel(base_path, max_tokens=tokens, deadline=deadline)
+        tuned = LocalHFChatModel(base_path, adapter, max_tokens=tokens, deadline=deadline) if adapter else base
     else:
         base = get_chat_model(settings)
         tuned = get_chat_model(settings.model_copy(update={"model": model})) if model else base

@@ -5,14 +5,21 @@ transport errors, HTTP 429 and 5xx with exponential backoff and jitter (honourin
 ``retry-after``), and turns every failure into a one-line :class:`ProviderError` that names
 the setting to fix. The API key is only ever sent as a header; it is scrubbed from any text
 a provider echoes back and never appears in a message, log line or repr.
+
+Each call has a total ``deadline`` (``OPSMITH_LLM_DEADLINE``, see :mod:`opsmith.llm._deadline`)
+on top of the per-read ``timeout``: no request waits past it, no retry starts or sleeps past
+it, and a watchdog shuts the socket under an answer still arriving when it passes. The call
+then fails with :class:`ProviderDeadlineError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -22,15 +29,18 @@ from typing import Any, Self
 
 import httpx
 
+from opsmith._display import mask_url
 from opsmith.errors import (
     ConfigError,
     ProviderAuthError,
+    ProviderDeadlineError,
     ProviderError,
     ProviderRateLimitError,
     ProviderResponseError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
+from opsmith.llm._deadline import call_end, time_left
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +133,8 @@ class ProviderHTTP:
         base_url: Endpoint root; request paths are appended to it.
         headers: Sent with every request (auth included).
         timeout: Seconds for each connect, read and write (``OPSMITH_LLM_TIMEOUT``).
+        deadline: Seconds for a whole call, retries and answer included (``OPSMITH_LLM_DEADLINE``);
+            None for none.
         max_retries: Extra attempts after the first on transport errors, 429 and 5xx.
         key_env: Env var that holds the key, named in auth errors.
         secret: The API key, only so it can be scrubbed from echoed text.
@@ -140,6 +152,7 @@ class ProviderHTTP:
         base_url: str,
         headers: Mapping[str, str],
         timeout: float,
+        deadline: float | None = None,
         max_retries: int,
         key_env: str | None,
         secret: str | None,
@@ -152,8 +165,11 @@ class ProviderHTTP:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.provider = provider
-        self.base_url = base_url.rstrip("/")
+        # Shown in messages, so masked (a URL may carry a password); requests use the real one.
+        self.base_url = mask_url(base_url.rstrip("/"))
+        self._base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.deadline = deadline
         self.max_retries = max(0, max_retries)
         self.key_env = key_env
         self.api = api
@@ -175,30 +191,39 @@ class ProviderHTTP:
 
     def post_json(self, path: str, body: Mapping[str, Any]) -> Any:
         """POST ``body`` and return the decoded JSON answer."""
-        response = self._send(path, body, stream=False)
+        _, content = self._send(path, body, call_end(self.deadline), stream=False)
         try:
-            return response.json()
+            return json.loads(content)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise self.bad_response(f"a body that is not JSON (starts {response.text[:60]!r})") from exc
+            start = content[:60].decode("utf-8", "replace")
+            raise self.bad_response(f"a body that is not JSON (starts {start!r})") from exc
 
     def stream_events(self, path: str, body: Mapping[str, Any]) -> Generator[SSEEvent, None, None]:
         """POST ``body`` and yield the server-sent events of the answer.
 
-        Retries happen only before the first byte; a stream cut off midway raises.
+        Retries happen only before the first byte; a stream cut off midway raises, and so does
+        one still running at the deadline.
         """
-        response = self._send(path, body, stream=True)
+        end = call_end(self.deadline)
+        response, _ = self._send(path, body, end, stream=True)
+        watchdog = _Watchdog(response, end)
         try:
             try:
-                yield from iter_sse(response.iter_lines())
-            except httpx.TimeoutException as exc:
-                raise self._timeout_error(attempts=1, midstream=True) from exc
+                yield from iter_sse(self._lines(response, end))
             except httpx.TransportError as exc:
+                if watchdog.fired or _past(end):
+                    raise self._deadline_error(1, midstream=True) from exc
+                if isinstance(exc, httpx.TimeoutException):
+                    raise self._timeout_error(attempts=1, midstream=True) from exc
                 raise ProviderUnavailableError(
                     f"The {self.provider} stream from {self.base_url} broke off ({self._describe(exc)})"
                     " — retry, or check OPSMITH_BASE_URL and that the server is running",
                     provider=self.provider,
                 ) from exc
+            if watchdog.fired:  # the socket was shut just as the stream ended: it may be cut short
+                raise self._deadline_error(1, midstream=True)
         finally:
+            watchdog.cancel()
             response.close()
 
     def bad_response(self, what: str, *, status: int | None = None) -> ProviderResponseError:
@@ -236,7 +261,7 @@ class ProviderHTTP:
             return self._client
 
     def _url(self, path: str) -> httpx.URL:
-        raw = self.base_url + path
+        raw = self._base_url + path
         try:
             url = httpx.URL(raw)
         except httpx.InvalidURL as exc:
@@ -251,42 +276,65 @@ class ProviderHTTP:
             " such as http://localhost:8000/v1"
         )
 
-    def _send(self, path: str, body: Mapping[str, Any], *, stream: bool) -> httpx.Response:
+    def _send(
+        self, path: str, body: Mapping[str, Any], end: float | None, *, stream: bool
+    ) -> tuple[httpx.Response, bytes]:
+        """Post with retries until ``end``; returns the open response (``stream``) or the read body."""
         url = self._url(path)
         client = self._client_or_new()
         attempt = 0
+        last: str | None = None
         while True:
+            left = time_left(end)
+            if left is not None and left <= 0:
+                raise self._deadline_error(attempt, last=last)
             attempt += 1
             retry_after: float | None = None
             cause: BaseException | None = None
             failure: ProviderError
+            # Every wait is cut to what is left of the deadline, so a timeout then is the deadline's.
+            timeout = self.timeout if left is None else min(self.timeout, left)
             try:
-                request = client.build_request("POST", url, json=body)
-                response = client.send(request, stream=stream)
-            except httpx.ConnectTimeout as exc:
-                failure, cause = self._unreachable(exc, attempt), exc
+                request = client.build_request("POST", url, json=body, timeout=timeout)
+                response = client.send(request, stream=True)
             except httpx.TimeoutException as exc:
-                failure, cause = self._timeout_error(attempt), exc
+                if timeout < self.timeout:
+                    raise self._deadline_error(attempt, last=last) from exc
+                if isinstance(exc, httpx.ConnectTimeout):
+                    failure, cause = self._unreachable(exc, attempt), exc
+                else:
+                    failure, cause = self._timeout_error(attempt), exc
             except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 failure, cause = self._unreachable(exc, attempt), exc
             except httpx.TransportError as exc:
                 raise self._unreachable(exc, attempt) from exc
             else:
                 if response.status_code < 400:
-                    return response
-                try:
-                    response.read()
-                except httpx.TransportError:
-                    pass  # the status alone still tells the user what to fix
-                finally:
-                    response.close()
-                failure = self._status_error(response, attempt)
-                if not _retryable_status(response.status_code):
-                    raise failure
-                retry_after = _retry_after(response.headers)
+                    if stream:
+                        return response, b""
+                    try:
+                        return response, self._read(response, end, attempt)
+                    except httpx.TimeoutException as exc:
+                        failure, cause = self._timeout_error(attempt), exc
+                    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                        failure, cause = self._unreachable(exc, attempt), exc
+                else:
+                    try:
+                        content = self._read(response, end, attempt)
+                    except (httpx.TransportError, ProviderDeadlineError):
+                        content = b""  # the status alone still tells the user what to fix
+                    failure = self._status_error(response, content, attempt)
+                    if not _retryable_status(response.status_code):
+                        raise failure
+                    retry_after = _retry_after(response.headers)
             if attempt > self.max_retries:
                 raise failure from cause
+            last = f"HTTP {failure.status}" if failure.status else self._describe(cause) if cause else None
             delay = self._delay(attempt, retry_after)
+            left = time_left(end)
+            if left is not None and delay >= left:
+                # Waiting would use up the deadline: stop now, saying what the last attempt met.
+                raise self._deadline_error(attempt, last=last) from cause
             logger.debug(
                 "%s: %s; retrying in %.2fs (attempt %d of %d)",
                 self.provider,
@@ -297,6 +345,32 @@ class ProviderHTTP:
             )
             self.sleep(delay)
 
+    def _read(self, response: httpx.Response, end: float | None, attempts: int) -> bytes:
+        """The whole body of ``response``, read by ``end``; closes it."""
+        watchdog = _Watchdog(response, end)
+        content = bytearray()
+        try:
+            for chunk in response.iter_bytes():
+                if _past(end):
+                    raise self._deadline_error(attempts)
+                content += chunk
+        except httpx.TransportError as exc:
+            if watchdog.fired or _past(end):
+                raise self._deadline_error(attempts) from exc
+            raise
+        finally:
+            watchdog.cancel()
+            response.close()
+        if watchdog.fired:  # the socket was shut just as the body ended: it may be cut short
+            raise self._deadline_error(attempts)
+        return bytes(content)
+
+    def _lines(self, response: httpx.Response, end: float | None) -> Iterator[str]:
+        for line in response.iter_lines():
+            if _past(end):
+                raise self._deadline_error(1, midstream=True)
+            yield line
+
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return max(0.0, min(retry_after, self.retry_after_cap))
@@ -304,12 +378,9 @@ class ProviderHTTP:
         # Jitter spreads out clients that failed together so they do not retry in lockstep.
         return backoff * (0.5 + 0.5 * self._rng())
 
-    def _status_error(self, response: httpx.Response, attempts: int) -> ProviderError:
+    def _status_error(self, response: httpx.Response, content: bytes, attempts: int) -> ProviderError:
         status = response.status_code
-        try:
-            text = response.text
-        except httpx.ResponseNotRead:
-            text = ""
+        text = content.decode(response.encoding or "utf-8", "replace")
         try:
             body: Any = json.loads(text) if text else None
         except json.JSONDecodeError:
@@ -366,6 +437,23 @@ class ProviderHTTP:
             provider=self.provider,
         )
 
+    def _deadline_error(
+        self, attempts: int, *, last: str | None = None, midstream: bool = False
+    ) -> ProviderDeadlineError:
+        deadline = self.deadline or 0.0
+        if midstream:
+            what = f"was still sending its answer at the {deadline:g}s deadline"
+        else:
+            what = f"did not finish within the {deadline:g}s deadline{_attempts(attempts)}"
+            if last:
+                what += f" (last attempt: {last})"
+        return ProviderDeadlineError(
+            f"{self.provider} at {self.base_url} {what}"
+            " — raise OPSMITH_LLM_DEADLINE (or lower OPSMITH_LLM_MAX_TOKENS), or check the server's load",
+            provider=self.provider,
+            deadline=deadline,
+        )
+
     def _unreachable(self, exc: httpx.TransportError, attempts: int) -> ProviderUnavailableError:
         return ProviderUnavailableError(
             f"Cannot reach {self.provider} at {self.base_url} ({self._describe(exc)}){_attempts(attempts)}"
@@ -373,7 +461,7 @@ class ProviderHTTP:
             provider=self.provider,
         )
 
-    def _describe(self, exc: httpx.TransportError) -> str:
+    def _describe(self, exc: BaseException) -> str:
         if isinstance(exc, httpx.ConnectTimeout):
             return f"no connection within {self.timeout:g}s"
         text = _ERRNO_PREFIX.sub("", str(exc).strip())
@@ -381,6 +469,53 @@ class ProviderHTTP:
             text = type(exc).__name__
         text = text[:1].lower() + text[1:]
         return self.scrub(text)
+
+
+class _Watchdog:
+    """Shuts the socket under ``response`` at ``end``, so a read blocked on it returns then.
+
+    httpx's timeouts bound each read, not the whole body; a server that keeps sending a byte
+    now and then would never trip them. Only closing the socket under the read cuts it at a
+    wall-clock moment. Transports without a socket (``MockTransport``) get no watchdog: their
+    readers still check the clock between chunks.
+    """
+
+    def __init__(self, response: httpx.Response, end: float | None) -> None:
+        self.fired = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        sock = _socket_of(response) if end is not None else None
+        if sock is not None and end is not None:
+            self._timer = threading.Timer(max(0.0, end - time.monotonic()), self._fire, args=(sock,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._timer is None:
+                return  # cancelled: the connection may already serve another request
+            self.fired = True
+            # The plain socket's shutdown, also under TLS: it wakes the blocked read without
+            # touching the SSL object that the reading thread is using. OSError: already closed.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+
+def _socket_of(response: httpx.Response) -> socket.socket | None:
+    stream = response.extensions.get("network_stream")
+    get_extra_info = getattr(stream, "get_extra_info", None)
+    sock = get_extra_info("socket") if callable(get_extra_info) else None
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _past(end: float | None) -> bool:
+    return end is not None and time.monotonic() >= end
 
 
 def _attempts(attempts: int) -> str:
@@ -422,6 +557,11 @@ class HTTPChatModelBase:
     def timeout(self) -> float:
         """Seconds per connect/read/write."""
         return self._http.timeout
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds for a whole call: connect, retries, backoff and the answer."""
+        return self._http.deadline
 
     @property
     def max_retries(self) -> int:

@@ -38,6 +38,7 @@ class AnthropicChatModel(HTTPChatModelBase):
         api_key: Sent as ``x-api-key``; never logged or shown.
         base_url: API root without ``/v1``.
         timeout: Seconds per connect/read/write.
+        deadline: Seconds for a whole call: connect, retries, backoff and the answer (None: no limit).
         max_retries: Retries on transport errors, 429 and 5xx.
         max_tokens: Output cap when a call gives none (the API requires one).
         transport: An ``httpx`` transport, e.g. ``httpx.MockTransport`` in tests.
@@ -55,6 +56,7 @@ class AnthropicChatModel(HTTPChatModelBase):
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 60.0,
+        deadline: float | None = 120.0,
         max_retries: int = 3,
         max_tokens: int = 1024,
         transport: httpx.BaseTransport | None = None,
@@ -75,6 +77,7 @@ class AnthropicChatModel(HTTPChatModelBase):
                 "accept": "application/json",
             },
             timeout=timeout,
+            deadline=deadline,
             max_retries=max_retries,
             key_env=key_env,
             secret=api_key,

@@ -32,6 +32,9 @@ and the comparison harness: ``--provider local_hf --model BASE --adapter ADAPTER
   re-asks with the errors, which is what makes small local models usable for JSON output.
 * **Device.** CUDA when available (bfloat16 where supported, else float16), otherwise CPU in
   float32. Calls are serialised by a lock: one model instance generates one reply at a time.
+* **Deadline.** ``deadline`` seconds (``OPSMITH_LLM_DEADLINE``) bound a whole call, the wait
+  for the lock included: a stopping criterion ends generation at the next token once it
+  passes, and the call raises :class:`~opsmith.errors.ProviderDeadlineError`.
 """
 
 from __future__ import annotations
@@ -40,12 +43,14 @@ import copy
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsmith.errors import ConfigError, ProviderError
+from opsmith.errors import ConfigError, ProviderDeadlineError, ProviderError
 from opsmith.llm._base import ChatResponse, Message, StreamEvent, Usage
+from opsmith.llm._deadline import call_end, time_left
 
 __all__ = ["FALLBACK_STOP", "LocalHFChatModel", "fallback_prompt"]
 
@@ -79,6 +84,7 @@ class LocalHFChatModel:
         model: A model folder, or the name of a model in the local Hugging Face cache.
         adapter: A PEFT LoRA adapter folder to apply on top, or None.
         max_tokens: New-token cap when a call gives none.
+        deadline: Seconds for a whole call, waiting for the model included (None: no limit).
         device: ``cuda``, ``cpu``, ... ; None picks CUDA when available.
 
     Raises:
@@ -93,6 +99,7 @@ class LocalHFChatModel:
         adapter: str | Path | None = None,
         *,
         max_tokens: int = 1024,
+        deadline: float | None = 120.0,
         device: str | None = None,
     ) -> None:
         self.base_model = str(model)
@@ -104,6 +111,7 @@ class LocalHFChatModel:
         # Logs and results name the adapter too: base+adapter is a different model from base.
         self.model = f"{self.base_model}+{self.adapter}" if self.adapter else self.base_model
         self.max_tokens = max_tokens
+        self.deadline = deadline
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._lock = threading.Lock()
         self.tokenizer, self.hf_model = _load(source, cached, self.adapter, self.device)
@@ -139,9 +147,13 @@ class LocalHFChatModel:
     ) -> ChatResponse:
         """Generate a reply; ``json_schema`` is ignored (see the module docstring)."""
         started = time.perf_counter()
+        end = call_end(self.deadline)
         prepared = self._prepare(messages, max_tokens, temperature)
-        with self._lock:
-            new_ids = self._generate(prepared)
+        stop = _Stop(end)
+        with self._locked(end):
+            new_ids = self._generate(prepared, stop=stop)
+        if stop.timed_out:
+            raise self._deadline_error()
         return self._response(prepared, new_ids, started)
 
     def stream(
@@ -158,15 +170,16 @@ class LocalHFChatModel:
         from transformers import TextIteratorStreamer
 
         started = time.perf_counter()
+        end = call_end(self.deadline)
         prepared = self._prepare(messages, max_tokens, temperature)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        cancel = threading.Event()
+        stop = _Stop(end)
         outcome: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                with self._lock:
-                    outcome["ids"] = self._generate(prepared, streamer=streamer, cancel=cancel)
+                with self._locked(end):
+                    outcome["ids"] = self._generate(prepared, streamer=streamer, stop=stop)
             except BaseException as exc:  # re-raised in the caller's thread below
                 outcome["error"] = exc
                 streamer.end()  # type: ignore[no-untyped-call]  # unblocks the loop below
@@ -182,16 +195,39 @@ class LocalHFChatModel:
                 if held.stopped:
                     break
         finally:
-            cancel.set()
+            stop.cancel.set()
             thread.join()
         if "error" in outcome:
             raise outcome["error"]
+        if stop.timed_out:
+            raise self._deadline_error()
         tail = held.flush()
         if tail:
             yield StreamEvent(delta=tail)
         yield StreamEvent(response=self._response(prepared, outcome["ids"], started))
 
     # -- internals ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, end: float | None) -> Iterator[None]:
+        """Hold the model's lock, waiting for another call's reply no later than ``end``."""
+        left = time_left(end)
+        if not self._lock.acquire(timeout=-1 if left is None else max(0.0, left)):
+            raise self._deadline_error(busy=True)
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _deadline_error(self, *, busy: bool = False) -> ProviderDeadlineError:
+        deadline = self.deadline or 0.0
+        what = "was still busy with another reply" if busy else "was still generating"
+        return ProviderDeadlineError(
+            f"local_hf model {self.base_model} {what} at the {deadline:g}s deadline"
+            " — raise OPSMITH_LLM_DEADLINE, lower OPSMITH_LLM_MAX_TOKENS, or use a GPU or a smaller model",
+            provider=self.provider,
+            deadline=deadline,
+        )
 
     def _encode(self, messages: Sequence[Message]) -> tuple[list[int], str | None]:
         if not messages:
@@ -234,7 +270,7 @@ class LocalHFChatModel:
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
         return _Prepared(input_ids, limit, temperature, stop_text)
 
-    def _generate(self, prepared: _Prepared, *, streamer: Any = None, cancel: threading.Event | None = None) -> Any:
+    def _generate(self, prepared: _Prepared, *, streamer: Any = None, stop: _Stop | None = None) -> Any:
         import torch
 
         config = copy.deepcopy(self.hf_model.generation_config)
@@ -255,8 +291,8 @@ class LocalHFChatModel:
         kwargs: dict[str, Any] = {"generation_config": config}
         if streamer is not None:
             kwargs["streamer"] = streamer
-        if cancel is not None:
-            kwargs["stopping_criteria"] = _cancel_criteria(cancel)
+        if stop is not None:
+            kwargs["stopping_criteria"] = stop.criteria()
         if prepared.stop_text:
             config.stop_strings = [prepared.stop_text]
             kwargs["tokenizer"] = self.tokenizer
@@ -319,15 +355,28 @@ class _StopHoldback:
         return out
 
 
-def _cancel_criteria(cancel: threading.Event) -> Any:
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
+class _Stop:
+    """Ends generation at the next token when the caller cancels (``cancel``) or ``end`` passes."""
 
-    class Cancelled(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+    def __init__(self, end: float | None) -> None:
+        self.end = end
+        self.cancel = threading.Event()
+        self.timed_out = False
 
-    return StoppingCriteriaList([Cancelled()])
+    def criteria(self) -> Any:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        stop = self
+
+        class Criterion(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                if stop.end is not None and time.monotonic() >= stop.end:
+                    stop.timed_out = True
+                done = stop.timed_out or stop.cancel.is_set()
+                return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+        return StoppingCriteriaList([Criterion()])
 
 
 def _stop_token_ids(tokenizer: Any, model: Any) -> list[int]:

@@ -45,6 +45,7 @@ class OpenAIChatModel(HTTPChatModelBase):
         api_key: Sent as ``Authorization: Bearer``; None for servers that need no key.
         base_url: Endpoint root including ``/v1``.
         timeout: Seconds per connect/read/write.
+        deadline: Seconds for a whole call: connect, retries, backoff and the answer (None: no limit).
         max_retries: Retries on transport errors, 429 and 5xx.
         max_tokens: Output cap when a call gives none.
         transport: An ``httpx`` transport, e.g. ``httpx.MockTransport`` in tests.
@@ -62,6 +63,7 @@ class OpenAIChatModel(HTTPChatModelBase):
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 60.0,
+        deadline: float | None = 120.0,
         max_retries: int = 3,
         max_tokens: int = 1024,
         transport: httpx.BaseTransport | None = None,
@@ -82,6 +84,7 @@ class OpenAIChatModel(HTTPChatModelBase):
             base_url=self.base_url,
             headers=headers,
             timeout=timeout,
+            deadline=deadline,
             max_retries=max_retries,
             key_env=key_env,
             secret=api_key,
@@ -152,7 +155,7 @@ class OpenAIChatModel(HTTPChatModelBase):
                 if "error" in data:
                     detail = self._http.scrub(error_detail(data) or "no details")
                     raise ProviderError(
-                        f"openai at {self.base_url} failed mid-stream ({detail}) — retry, or check OPSMITH_MODEL",
+                        f"openai at {self._http.base_url} failed mid-stream ({detail}) — retry, or check OPSMITH_MODEL",
                         provider=self.provider,
                     )
                 chunk_usage = data.get("usage")

@@ -31,7 +31,9 @@ def get_chat_model(settings: Settings) -> ChatModel | None:
         # Imports torch and transformers: only now, when a local model is really wanted.
         from opsmith.llm.local_hf import LocalHFChatModel
 
-        return LocalHFChatModel(settings.model, settings.adapter, max_tokens=settings.llm_max_tokens)
+        return LocalHFChatModel(
+            settings.model, settings.adapter, max_tokens=settings.llm_max_tokens, deadline=settings.llm_deadline
+        )
 
     model = settings.resolved_model
     base_url = settings.resolved_base_url
@@ -56,6 +58,7 @@ def get_chat_model(settings: Settings) -> ChatModel | None:
             api_key,
             base_url=base_url,
             timeout=settings.llm_timeout,
+            deadline=settings.llm_deadline,
             max_retries=settings.llm_max_retries,
             max_tokens=settings.llm_max_tokens,
             key_env=env,
@@ -75,6 +78,7 @@ def get_chat_model(settings: Settings) -> ChatModel | None:
             api_key,
             base_url=base_url,
             timeout=settings.llm_timeout,
+            deadline=settings.llm_deadline,
             max_retries=settings.llm_max_retries,
             max_tokens=settings.llm_max_tokens,
             key_env=env,

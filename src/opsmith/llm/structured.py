@@ -13,6 +13,11 @@ One call to :func:`complete_structured` goes like this:
    ``max_attempts`` calls. Transport failures (timeouts, outages, rate limits) are retried
    with backoff on a separate budget. A reply cut off at the token limit is its own
    error, because asking again with the same limit would be cut off again.
+4. The provider's deadline (``OPSMITH_LLM_DEADLINE``) bounds the whole structured call, not
+   each attempt: re-asks and transport retries share one budget counted from the first
+   request (:func:`~opsmith.llm._deadline.shared_deadline`). A call that runs out of it
+   raises :class:`~opsmith.errors.ProviderDeadlineError`, which is never retried, and no
+   backoff sleeps past it.
 
 Every call and every attempt can be written to a :class:`~opsmith.llm.calllog.CallLog`.
 """
@@ -30,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from pydantic import BaseModel, ValidationError
 
 from opsmith.errors import (
+    ProviderDeadlineError,
     ProviderRateLimitError,
     ProviderTimeoutError,
     ProviderUnavailableError,
@@ -38,6 +44,7 @@ from opsmith.errors import (
     TruncatedOutputError,
 )
 from opsmith.llm._base import ChatModel, ChatResponse, Message, Usage
+from opsmith.llm._deadline import shared_deadline, shared_time_left
 
 if TYPE_CHECKING:
     from opsmith.llm.calllog import CallLog
@@ -488,6 +495,7 @@ def complete_structured(
         StructuredOutputError: no attempt produced valid output; carries ``attempts``,
             ``last_output``, ``errors`` and total ``usage``.
         ProviderError: auth and request errors at once; transport errors once their budget is spent.
+        ProviderDeadlineError: the whole call, re-asks included, ran past the provider's deadline.
     """
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
@@ -525,56 +533,57 @@ def complete_structured(
     raw = ""
     errors: list[str] = []
     try:
-        while attempts < max_attempts:
-            response = _complete_with_backoff(
-                chat_model,
-                conversation,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                json_schema=reduced,
-                max_transport_retries=max_transport_retries,
-                failures=transport_failures,
-                sleep=sleep,
-            )
-            attempts += 1
-            usage = usage + response.usage
-            latency_ms += response.latency_ms
-            raw = response.text
-            if response.truncated:
-                errors = [_truncation_error(response)]
-                _log_attempt(log, call_id, attempts, response, errors)
-                raise TruncatedOutputError(
-                    _truncated_message(chat_model, max_tokens, "JSON"),
-                    attempts=attempts,
-                    last_output=raw,
-                    errors=errors,
-                    usage=usage,
+        with shared_deadline():
+            while attempts < max_attempts:
+                response = _complete_with_backoff(
+                    chat_model,
+                    conversation,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    json_schema=reduced,
+                    max_transport_retries=max_transport_retries,
+                    failures=transport_failures,
+                    sleep=sleep,
                 )
-            try:
-                value, errors = check(_parse_json(raw))
-            except _NotJSON as exc:
-                value, errors = None, [f"not JSON: {exc}"]
-            _log_attempt(log, call_id, attempts, response, errors)
-            if not errors:
-                if log is not None and call_id is not None:
-                    log.finish(call_id, ok=True, error=None)
-                return StructuredResult(value, raw, attempts, usage, latency_ms, call_id)
-            # Only the latest failed reply goes back, so a long re-ask chain does not grow the prompt.
-            conversation = [
-                *base,
-                Message("assistant", raw.strip() or "(empty reply)"),
-                Message("user", _reask(errors)),
-            ]
-        logged = f"; every reply is in `opsmith logs show {call_id}`" if call_id else ""
-        raise StructuredOutputError(
-            f"{chat_model.provider} model {chat_model.model} gave no output matching {what} in {attempts}"
-            f" attempt{'s' if attempts != 1 else ''} (last problem: {_one_line(errors[0])})"
-            f" — retry, use a stronger model (OPSMITH_MODEL) or allow more attempts (--max-attempts){logged}",
-            attempts=attempts,
-            last_output=raw,
-            errors=errors,
-            usage=usage,
-        )
+                attempts += 1
+                usage = usage + response.usage
+                latency_ms += response.latency_ms
+                raw = response.text
+                if response.truncated:
+                    errors = [_truncation_error(response)]
+                    _log_attempt(log, call_id, attempts, response, errors)
+                    raise TruncatedOutputError(
+                        _truncated_message(chat_model, max_tokens, "JSON"),
+                        attempts=attempts,
+                        last_output=raw,
+                        errors=errors,
+                        usage=usage,
+                    )
+                try:
+                    value, errors = check(_parse_json(raw))
+                except _NotJSON as exc:
+                    value, errors = None, [f"not JSON: {exc}"]
+                _log_attempt(log, call_id, attempts, response, errors)
+                if not errors:
+                    if log is not None and call_id is not None:
+                        log.finish(call_id, ok=True, error=None)
+                    return StructuredResult(value, raw, attempts, usage, latency_ms, call_id)
+                # Only the latest failed reply goes back, so a long re-ask chain does not grow the prompt.
+                conversation = [
+                    *base,
+                    Message("assistant", raw.strip() or "(empty reply)"),
+                    Message("user", _reask(errors)),
+                ]
+            logged = f"; every reply is in `opsmith logs show {call_id}`" if call_id else ""
+            raise StructuredOutputError(
+                f"{chat_model.provider} model {chat_model.model} gave no output matching {what} in {attempts}"
+                f" attempt{'s' if attempts != 1 else ''} (last problem: {_one_line(errors[0])})"
+                f" — retry, use a stronger model (OPSMITH_MODEL) or allow more attempts (--max-attempts){logged}",
+                attempts=attempts,
+                last_output=raw,
+                errors=errors,
+                usage=usage,
+            )
     except BaseException as exc:
         if log is not None and call_id is not None:
             log.finish(call_id, ok=False, error=_one_line(str(exc)) or type(exc).__name__)
@@ -640,17 +649,27 @@ def _complete_with_backoff(
     failures: list[int],
     sleep: Callable[[float], None],
 ) -> ChatResponse:
-    """``chat_model.complete``, waiting out transport errors; ``failures[0]`` counts them across calls."""
-    while True:
-        try:
-            return chat_model.complete(
-                messages, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema
-            )
-        except TRANSPORT_ERRORS:
-            if failures[0] >= max_transport_retries:
-                raise
-            failures[0] += 1
-            sleep(min(TRANSPORT_BACKOFF_MAX_S, TRANSPORT_BACKOFF_S * 2.0 ** (failures[0] - 1)))
+    """``chat_model.complete``, waiting out transport errors; ``failures[0]`` counts them across calls.
+
+    The calls share one deadline (the provider's, from the first call), and no wait runs past it.
+    """
+    with shared_deadline():
+        while True:
+            try:
+                return chat_model.complete(
+                    messages, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema
+                )
+            except ProviderDeadlineError:
+                raise  # the budget is spent: another call could only fail the same way
+            except TRANSPORT_ERRORS:
+                if failures[0] >= max_transport_retries:
+                    raise
+                delay = min(TRANSPORT_BACKOFF_MAX_S, TRANSPORT_BACKOFF_S * 2.0 ** failures[0])
+                left = shared_time_left()
+                if left is not None and delay >= left:
+                    raise  # waiting would use up the deadline
+                failures[0] += 1
+                sleep(delay)
 
 
 def _start_log(
