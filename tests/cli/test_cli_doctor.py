@@ -124,3 +124,46 @@ def test_doctor_flags_a_public_bind_without_tokens(monkeypatch: pytest.MonkeyPat
     service = cli_ok("doctor", "--json").json()["service"]
     assert service["auth_required"] is True
     assert "no API token is set" in service["error"]
+
+
+def test_doctor_masks_passwords_inside_url_settings(
+    monkeypatch: pytest.MonkeyPatch, cli_ok: Callable[..., Run]
+) -> None:
+    # Nothing listens on port 1: the store check fails, and its error line quotes the URL too.
+    monkeypatch.setenv("OPSMITH_PROVIDER", "openai")
+    monkeypatch.setenv("OPSMITH_BASE_URL", "http://svc:LLM-PASS@127.0.0.1:1/v1?api_key=QUERY-KEY")
+    monkeypatch.setenv("OPSMITH_QDRANT_URL", "http://qdrant:QD-PASS@127.0.0.1:1")
+    secrets = ("LLM-PASS", "QUERY-KEY", "QD-PASS")
+
+    run = cli_ok("doctor", "--json")
+    data = run.json()
+    assert data["provider"]["base_url"] == "http://svc:***@127.0.0.1:1/v1?api_key=***"
+    assert data["settings"]["base_url"] == "http://svc:***@127.0.0.1:1/v1?api_key=***"
+    assert data["settings"]["qdrant_url"] == "http://qdrant:***@127.0.0.1:1"
+    assert data["store"]["location"] == "http://qdrant:***@127.0.0.1:1"
+    assert "Cannot reach Qdrant at http://qdrant:***@127.0.0.1:1" in data["store"]["error"]
+    for secret in secrets:
+        assert secret not in run.stdout + run.stderr
+
+    human = cli_ok("doctor")
+    assert "endpoint http://svc:***@127.0.0.1:1/v1?api_key=***" in human.stdout
+    assert "Qdrant server · http://qdrant:***@127.0.0.1:1" in human.stdout
+    for secret in secrets:
+        assert secret not in human.stdout + human.stderr
+
+
+def test_doctor_says_when_the_embedder_is_not_on_disk(
+    monkeypatch: pytest.MonkeyPatch, cli_ok: Callable[..., Run], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OPSMITH_EMBEDDER", "does-not-exist/model")
+    embedder = cli_ok("doctor", "--json").json()["embedder"]
+    assert embedder["error"].startswith("Unknown embedder 'does-not-exist/model'")
+    assert "all-MiniLM-L6-v2 (bundled)" in embedder["error"]
+    assert "Unknown embedder 'does-not-exist/model'" in cli_ok("doctor").stdout
+
+    monkeypatch.setenv("OPSMITH_EMBEDDER", str(tmp_path))  # a folder: found, not loaded
+    assert cli_ok("doctor", "--json").json()["embedder"] == {
+        "name": str(tmp_path),
+        "backend": "auto",
+        "model_dir": str(tmp_path),
+    }

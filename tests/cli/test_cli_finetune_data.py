@@ -91,10 +91,58 @@ def test_validate_fix_writes_a_clean_copy(cli: Callable[..., Run], bad_file: Pat
         "path": str(out),
         "kept": 2,
         "dropped": {"invalid_json": 1, "missing_field": 1, "duplicate": 1},
+        "repaired": {},
     }
     assert out.read_text() == json.dumps(GOOD) + "\n" + json.dumps(OTHER) + "\n"
     assert bad_file.read_bytes() == before
     assert cli("finetune", "validate", str(out), "--json").exit_code == 0
+
+
+@pytest.fixture
+def broken_text_file(tmp_path: Path) -> Path:
+    """A cut-off emoji (a lone surrogate, as its JSON escape) and a line nested 1,000 deep."""
+    path = tmp_path / "broken.jsonl"
+    cut = '{"instruction": "Summarise the alert.", "input": "DiskFull db-1 \\ud83d", "output": "{\\"sev\\": 1}"}'
+    path.write_text("\n".join([json.dumps(GOOD), cut, "[" * 1000, json.dumps(OTHER)]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_validate_reports_a_lone_surrogate_and_deep_nesting_by_line(
+    cli_main: Callable[..., Run], broken_text_file: Path, json_flag: list[str]
+) -> None:
+    run = cli_main("finetune", "validate", str(broken_text_file), *json_flag)
+    assert run.exit_code == 1  # errors found: not a crash (that would be a traceback, or exit 2)
+    assert "Traceback" not in run.stdout + run.stderr
+    if json_flag:
+        data = run.json()
+        assert [(e["line"], e["kind"]) for e in data["errors"]] == [(2, "lone_surrogate"), (3, "invalid_json")]
+        assert (data["records"], data["valid"]) == (4, 3)
+    else:
+        assert "line 2  lone_surrogate  lone surrogate \\ud83d" in run.stdout
+        assert "line 3  invalid_json  invalid JSON: nested too deeply" in run.stdout
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_validate_fix_repairs_a_lone_surrogate_and_drops_deep_nesting(
+    cli_main: Callable[..., Run], broken_text_file: Path, tmp_path: Path, json_flag: list[str]
+) -> None:
+    out = tmp_path / "fixed.jsonl"
+    run = cli_main("finetune", "validate", str(broken_text_file), "--fix", str(out), *json_flag)
+    assert run.exit_code == 1
+    assert "Traceback" not in run.stdout + run.stderr
+    if json_flag:
+        fix = run.json()["fix"]
+        assert (fix["kept"], fix["dropped"], fix["repaired"]) == (3, {"invalid_json": 1}, {"lone_surrogate": 1})
+    else:
+        assert "dropped 1 (invalid_json 1); repaired 1 (lone_surrogate 1, lone surrogates removed)" in run.stdout
+    rows = [json.loads(line) for line in out.read_bytes().decode("utf-8").splitlines()]  # valid UTF-8
+    assert rows == [
+        GOOD,
+        {"instruction": "Summarise the alert.", "input": "DiskFull db-1 ", "output": '{"sev": 1}'},
+        OTHER,
+    ]
+    assert cli_main("finetune", "validate", str(out), "--json").exit_code == 0
 
 
 def test_validate_fix_refuses_the_input_path(cli_main: Callable[..., Run], bad_file: Path) -> None:

@@ -169,6 +169,66 @@ def test_invalid_utf8_is_reported_at_its_line(tmp_path: Path) -> None:
     assert report.clean == 2  # the last line has no trailing newline and still counts
 
 
+# A cut-off emoji: the high half of a surrogate pair, as a JSON escape (the file itself is ASCII).
+CUT_EMOJI = '{"instruction": "Summarise this alert.", "input": "DiskFull db-1 \\ud83d", "output": "disk full"}'
+DEEP = "[" * 1000
+
+
+def test_a_lone_surrogate_is_reported_at_its_line_and_the_rest_is_checked(tmp_path: Path) -> None:
+    pair = '{"instruction": "Summarise this alert.", "input": "DiskFull \\ud83d\\udd25", "output": "disk full"}'
+    path = write_lines(tmp_path / "d.jsonl", [ROW_A, CUT_EMOJI, ROW_A, ROW_B, pair])
+    report = validate_file(path)
+    assert kinds_by_line(report) == {2: ["lone_surrogate"], 3: ["duplicate"]}  # a whole pair (line 5) is fine
+    problem = report.errors[0]
+    assert "\\ud83d" in problem.message  # named by its escape: the message itself must print
+    assert "--fix removes it" in problem.message
+    json.dumps(report.to_dict(), ensure_ascii=False).encode("utf-8")  # no surrogate reaches the report
+    assert report.valid == 5
+
+
+def test_a_lone_surrogate_row_is_still_checked_for_other_problems(tmp_path: Path) -> None:
+    surrogate_copy = '{"instruction": "Summarise this alert.", "input": "x \\udc00", "output": "x"}'
+    chat_row = '{"messages": [{"role": "user\\ud800", "content": "hi"}, {"role": "assistant", "content": "yo"}]}'
+    report = validate_file(write_lines(tmp_path / "d.jsonl", [ROW_A, surrogate_copy, chat_row]))
+    assert kinds_by_line(report) == {2: ["lone_surrogate", "copied_output"], 3: ["lone_surrogate", "mixed_format"]}
+
+
+def test_deeply_nested_json_is_reported_at_its_line_and_the_rest_is_checked(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "d.jsonl", [DEEP, ROW_A, "[" * 5000 + "]" * 5000, ROW_A])
+    for fmt in ("auto", "alpaca"):  # auto detection reads every line too
+        report = validate_file(path, fmt=fmt)
+        assert kinds_by_line(report) == {1: ["invalid_json"], 3: ["invalid_json"], 4: ["duplicate"]}
+        assert report.errors[0].message == "invalid JSON: nested too deeply to read (about 1,000 levels or more)"
+        assert report.format == "alpaca"
+
+
+def test_fix_removes_lone_surrogates_and_keeps_the_row(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "d.jsonl", [ROW_A, CUT_EMOJI, DEEP, ROW_B])
+    result = fix_file(validate_file(path), tmp_path / "out.jsonl")
+
+    assert (result.kept, result.dropped, result.repaired) == (3, {"invalid_json": 1}, {"lone_surrogate": 1})
+    data = result.path.read_bytes()
+    data.decode("utf-8")  # valid UTF-8
+    lines = data.decode().splitlines()
+    assert lines[0] == json.dumps(ROW_A)  # untouched rows are copied byte for byte
+    assert json.loads(lines[1]) == {
+        "instruction": "Summarise this alert.",
+        "input": "DiskFull db-1 ",
+        "output": "disk full",
+    }
+    assert lines[2] == json.dumps(ROW_B)
+    again = validate_file(result.path, min_examples=1)
+    assert again.ok
+    assert result.to_dict()["repaired"] == {"lone_surrogate": 1}
+
+
+def test_fix_drops_a_row_with_a_lone_surrogate_and_another_error(tmp_path: Path) -> None:
+    duplicate = '{"instruction": "Summarise this alert.", "input": "DiskFull db-1 \\ud83d", "output": "disk full"}'
+    path = write_lines(tmp_path / "d.jsonl", [CUT_EMOJI, duplicate])
+    result = fix_file(validate_file(path), tmp_path / "out.jsonl")
+    assert (result.kept, result.dropped, result.repaired) == (1, {"duplicate": 1}, {"lone_surrogate": 1})
+
+
 @pytest.mark.parametrize(
     ("lines", "fmt", "detected"),
     [

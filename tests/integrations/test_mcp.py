@@ -425,6 +425,54 @@ def test_runbooks_are_listed_and_read_as_resources(server: OpsmithMCPServer) -> 
     _over_jsonrpc(server, body)
 
 
+HOSTILE_RUNBOOK = (
+    "# Etcd defragmentation\x1b]0;owned\x07\n\n"
+    "Alert `EtcdDatabaseQuotaLowSpace` fires when etcd nears its quota.\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07\n\n"
+    "## Mitigation\n\nRun `etcdctl defrag --cluster` on each member\x1b[2K\x1b[1A, then check\x9b31m the status.\n"
+)
+
+
+def test_runbook_text_reaches_the_client_without_control_characters(tmp_path: Path, backend: Backend) -> None:
+    """A client may print tool and resource text in a terminal: escape sequences from a runbook are stripped."""
+    corpus = tmp_path / "runbooks"
+    corpus.mkdir()
+    (corpus / "etcd\x1b[2J.md").write_text(HOSTILE_RUNBOOK, encoding="utf-8")
+    home = tmp_path / "home"
+    settings = _settings(home)
+    with open_store(settings) as store:
+        ingest([corpus], settings=settings, embedder=load_embedder(settings), store=store)
+    hostile = create_server(settings, backend=Backend(settings))
+
+    def assert_clean(text: str) -> None:
+        for char in ("\x1b", "\x07", "\x9b"):
+            assert char not in text, text
+
+    async def body(client: Client) -> None:
+        searched = await client.call_tool("search_runbooks", {"query": "etcd defrag quota"})
+        asked = await client.call_tool("ask_runbooks", {"question": "How do I defrag etcd when it nears its quota?"})
+        for result in (searched, asked):
+            data = _json_of(result)
+            for block in result.content:
+                assert_clean(block.text)  # type: ignore[union-attr]
+            assert_clean(json.dumps(data, ensure_ascii=False))
+        assert "on each member, then check the status." in _json_of(searched)["results"][0]["text"]
+        assert not _json_of(asked)["refused"]
+
+        (listed,) = (await client.list_resources()).resources
+        assert listed.name == "etcd.md"
+        assert_clean(listed.description or "")
+        read = await client.read_resource(listed.uri)
+        text = read.contents[0].text  # type: ignore[union-attr]
+        assert_clean(text)
+        assert text.startswith("# Etcd defragmentation\n")
+        assert "fires when etcd nears its quota.\n" in text
+
+    try:
+        _over_jsonrpc(hostile, body)
+    finally:
+        hostile.backend.close()
+
+
 def test_runbook_uris_round_trip_awkward_names() -> None:
     assert runbook_uri("runbooks", "db/disk-full.md") == "opsmith://runbooks/db/disk-full.md"
     assert (

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from opsmith.config import BUNDLED_EMBEDDER, load_settings
 from opsmith.errors import EmbedderError
-from opsmith.rag.embedder import Embedder, OnnxEmbedder, load_embedder
+from opsmith.rag.embedder import (
+    Embedder,
+    OnnxEmbedder,
+    bundled_model_dir,
+    cached_embedders,
+    load_embedder,
+    resolve_embedder,
+)
 
 TEXTS = [
     "disk full on the database host",
@@ -73,24 +82,91 @@ def test_count_tokens(embedder: Embedder) -> None:
     assert embedder.count_tokens("disk " * 1000) == 1000
 
 
-def test_unknown_model_path_is_a_clear_error(tmp_path: Path) -> None:
+@pytest.fixture
+def network_attempts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every DNS lookup or connect, recorded (and refused) with HF_HUB_OFFLINE unset, as for a user."""
+    import huggingface_hub.constants
+
+    attempts: list[Any] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(args)
+        raise RuntimeError(f"network use in an embedder lookup: {args!r}")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face cache folder of this test's own."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hf-hub"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def _cache_model(cache: Path, repo_id: str) -> Path:
+    """Put the bundled model in ``cache`` as the hub client lays out a downloaded ``repo_id``."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    for item in bundled_model_dir().iterdir():
+        (snapshot / item.name).symlink_to(item)
+    return snapshot
+
+
+def test_an_unknown_model_name_fails_at_once_without_the_network(network_attempts: list[Any], hub_cache: Path) -> None:
+    _cache_model(hub_cache, "acme/ops-minilm")
+    with pytest.raises(EmbedderError) as caught:
+        load_embedder(load_settings(embedder="does-not-exist/model"))
+
+    assert network_attempts == []
+    message = str(caught.value)
+    assert message.startswith("Unknown embedder 'does-not-exist/model': not a model folder, and not in the local")
+    assert str(hub_cache) in message
+    assert "one of: all-MiniLM-L6-v2 (bundled), acme/ops-minilm;" in message  # what is there to choose
+    assert message.endswith("download it first where a model hub is reachable (hf download does-not-exist/model)")
+    assert "\n" not in message
+
+
+def test_a_missing_model_folder_is_a_clear_error(tmp_path: Path, network_attempts: list[Any], hub_cache: Path) -> None:
     missing = tmp_path / "no-such-model"
     with pytest.raises(EmbedderError) as caught:
         load_embedder(load_settings(embedder=str(missing)))
     message = str(caught.value)
     assert str(missing) in message
     assert "pass a local model folder" in message
+    assert "one of: all-MiniLM-L6-v2 (bundled);" in message
     assert "\n" not in message
+    assert network_attempts == []
 
 
-def test_unknown_hub_model_offline_is_a_one_line_error() -> None:
-    # HF_HUB_OFFLINE=1 in tests: the hub is not asked, the cache misses.
-    with pytest.raises(EmbedderError) as caught:
-        load_embedder(load_settings(embedder="no-such-org/no-such-model"))
-    message = str(caught.value)
-    assert "'no-such-org/no-such-model'" in message
-    assert "\n" not in message
-    assert message.endswith("download it first where a model hub is reachable")
+@pytest.mark.slow  # sentence-transformers imports torch (about 5 s)
+def test_a_model_folder_or_a_cached_model_loads_offline(
+    network_attempts: list[Any], hub_cache: Path, embedder: Embedder
+) -> None:
+    snapshot = _cache_model(hub_cache, "acme/ops-minilm")
+    assert cached_embedders() == ["acme/ops-minilm"]
+    assert resolve_embedder("acme/ops-minilm") == snapshot
+
+    cached = load_embedder(load_settings(embedder="acme/ops-minilm"))
+    assert cached.name == "acme/ops-minilm"  # the name collections record, not the snapshot folder
+    folder = load_embedder(load_settings(embedder=str(bundled_model_dir())))
+    assert folder.name == str(bundled_model_dir())
+    for loaded in (cached, folder):
+        assert loaded.dimension == 384
+        assert float(loaded.embed_query("disk full") @ embedder.embed_query("disk full")) >= 0.999
+    assert network_attempts == []
 
 
 def test_onnx_backend_serves_only_the_bundled_model() -> None:

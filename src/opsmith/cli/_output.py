@@ -1,37 +1,71 @@
-"""Rendering helpers shared by the CLI commands: JSON, errors and progress."""
+"""Rendering helpers shared by the CLI commands: JSON, errors and progress.
+
+Everything the CLI prints goes through :data:`out`, :data:`err` or :func:`print_json`, and
+none of them lets data drive the terminal: runbooks, model replies and file names can hold
+escape sequences (a clipboard write, a new window title, the cursor moved up over earlier
+output). The consoles strip control characters from every piece of text they render; JSON
+keeps them as escapes.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.markup import escape
+from rich.segment import Segment
+from rich.text import Text
+
+from opsmith._display import escape_json_controls, mask_urls, strip_controls
+
+
+class SafeConsole(Console):
+    """A rich :class:`Console` that strips control characters from the text it renders.
+
+    Filtering the rendered segments catches every path (markup or not, tables, progress
+    descriptions) while leaving rich's own styling and cursor control, which it adds
+    after this point or marks as control segments, intact. Strings are also cleaned before
+    rich parses them, which drops whole sequences: rich removes BEL itself, and an OSC
+    without its BEL would leave ``]52;c;...`` behind.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(strip_controls(text), **kwargs)
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None:
+                text = strip_controls(segment.text)
+                if text is not segment.text:
+                    segment = Segment(text, segment.style)
+            yield segment
+
 
 #: Human output goes to stdout; progress, warnings and errors to stderr.
-out = Console(highlight=False, soft_wrap=True)
+out = SafeConsole(highlight=False, soft_wrap=True)
 # soft_wrap: an error or warning stays one line however narrow the terminal (or pipe) is.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
-    """Exactly one JSON document on stdout, for scripts."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Exactly one JSON document on stdout, for scripts (control characters escaped, not dropped)."""
+    sys.stdout.write(escape_json_controls(json.dumps(data, indent=2, ensure_ascii=False, default=str)) + "\n")
     sys.stdout.flush()
 
 
 def warn(message: str) -> None:
     # Escaped: messages carry paths, headings and server replies, and "[/x]" in one of
-    # them would otherwise be read as rich markup (and raise).
-    err.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
+    # them would otherwise be read as rich markup (and raise). URLs in them lose passwords.
+    err.print(f"[yellow]warning:[/] {escape(mask_urls(message))}", markup=True)
 
 
 def fail_line(message: str) -> None:
-    """The one red line a user error becomes."""
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    """The one red line a user error becomes (any password in a URL it quotes masked)."""
+    err.print(f"[bold red]error:[/] {escape(mask_urls(message))}", markup=True, highlight=False)
 
 
 @contextmanager

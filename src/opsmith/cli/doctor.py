@@ -1,4 +1,8 @@
-"""``opsmith doctor``: what is installed and configured. Never prints a secret."""
+"""``opsmith doctor``: what is installed and configured. Never prints a secret.
+
+API keys and tokens show only whether they are set; a password inside a URL setting
+(``OPSMITH_BASE_URL=http://svc:PASS@host``, ``OPSMITH_QDRANT_URL``) is shown as ``***``.
+"""
 
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ def _versions() -> dict[str, str | None]:
 
 def collect() -> dict[str, Any]:
     """The doctor report as data."""
+    from opsmith._display import mask_url
     from opsmith.cli import missing_extra_message
     from opsmith.config import BUNDLED_EMBEDDER, config_path, load_settings
     from opsmith.errors import OpsmithError
@@ -70,23 +75,26 @@ def collect() -> dict[str, Any]:
         "settings": settings.public_dict(),
     }
     embedder: dict[str, Any] = {"name": settings.embedder, "backend": settings.embedder_backend}
-    if settings.embedder == BUNDLED_EMBEDDER:
-        try:
-            from opsmith.rag.embedder import bundled_model_dir, bundled_onnx_path
+    try:
+        from opsmith.rag.embedder import bundled_model_dir, bundled_onnx_path, resolve_embedder
 
+        if settings.embedder == BUNDLED_EMBEDDER:
             embedder["model_dir"] = str(bundled_model_dir())
             embedder["onnx_cache"] = str(bundled_onnx_path())
             embedder["onnx_ready"] = bundled_onnx_path().exists()
-        except OpsmithError as exc:
-            embedder["error"] = str(exc)
-        except ModuleNotFoundError as exc:
-            embedder["error"] = missing_extra_message(exc) or str(exc)
+        else:  # found on disk, without loading it (or the network)
+            embedder["model_dir"] = str(resolve_embedder(settings.embedder))
+    except OpsmithError as exc:
+        embedder["error"] = str(exc)
+    except ModuleNotFoundError as exc:
+        embedder["error"] = missing_extra_message(exc) or str(exc)
     report["embedder"] = embedder
 
     store: dict[str, Any] = {
         "mode": "server" if settings.qdrant_url else ("edge" if settings.vector_store == "edge" else "local"),
-        "location": settings.qdrant_url
-        or str(settings.index_path / "edge" if settings.vector_store == "edge" else settings.index_path),
+        "location": mask_url(settings.qdrant_url)
+        if settings.qdrant_url
+        else str(settings.index_path / "edge" if settings.vector_store == "edge" else settings.index_path),
     }
     try:
         from opsmith.rag.store import open_store
@@ -104,7 +112,7 @@ def collect() -> dict[str, Any]:
     report["provider"] = {
         "name": settings.provider,
         "model": settings.resolved_model,
-        "base_url": settings.resolved_base_url,
+        "base_url": mask_url(settings.resolved_base_url) if settings.resolved_base_url else None,
         "api_key": settings.public_dict()["llm_api_key"],
     }
     report["service"] = _service(settings)
@@ -145,17 +153,20 @@ def doctor(json_output: JsonOpt = False) -> None:
         print_json(report)
         return
     ok, bad = "[green]✓[/]", "[red]✗[/]"
-    out.print(f"[bold]opsmith {report['packages']['opsmith']}[/] · Python {report['python']} · {report['platform']}")
+    out.print(
+        f"[bold]opsmith {report['packages']['opsmith']}[/] · Python {report['python']} · {escape(report['platform'])}"
+    )
     out.print("\n[bold]Packages[/]")
     for name, version in report["packages"].items():
         out.print(f"  {ok if version else bad} {name} {version or 'not installed'}")
     config = report["config_file"]
-    out.print(f"\n[bold]Config[/] {config['path']} ({'found' if config['exists'] else 'not present; defaults + env'})")
+    found = "found" if config["exists"] else "not present; defaults + env"
+    out.print(f"\n[bold]Config[/] {escape(config['path'])} ({found})")
     emb = report["embedder"]
-    out.print(f"\n[bold]Embedder[/] {emb['name']} (backend {emb['backend']})")
+    out.print(f"\n[bold]Embedder[/] {escape(emb['name'])} (backend {emb['backend']})")
     if "onnx_ready" in emb:
         state = "ready" if emb["onnx_ready"] else "exported on first use"
-        out.print(f"  ONNX graph: {state} ({emb['onnx_cache']})")
+        out.print(f"  ONNX graph: {state} ({escape(emb['onnx_cache'])})")
     if "error" in emb:
         out.print(f"  {bad} {escape(emb['error'])}")
     store = report["store"]
@@ -163,13 +174,14 @@ def doctor(json_output: JsonOpt = False) -> None:
     if "error" in store:
         out.print(f"  {bad} {escape(store['error'])}")
     for c in store.get("collections", []):
-        out.print(f"  {ok} {escape(c['name'])}: {c['points']} chunks, {c['embedder']} ({c['dimension']}d)")
+        out.print(f"  {ok} {escape(c['name'])}: {c['points']} chunks, {escape(str(c['embedder']))} ({c['dimension']}d)")
     if not store.get("collections") and "error" not in store:
         out.print("  no collections yet — run `opsmith ingest PATH`")
     prov = report["provider"]
     out.print(f"\n[bold]LLM provider[/] {prov['name']}")
     if prov["name"] != "none":
-        out.print(f"  model {prov['model']} · endpoint {prov['base_url']} · API key {prov['api_key']}")
+        model, endpoint = escape(str(prov["model"])), escape(str(prov["base_url"]))
+        out.print(f"  model {model} · endpoint {endpoint} · API key {prov['api_key']}")
     else:
         out.print("  extractive answers (offline). Set OPSMITH_PROVIDER=anthropic or openai for written answers.")
     svc = report["service"]

@@ -95,9 +95,11 @@ def _render_report(report: ValidationReport, fixed: FixResult | None) -> None:
         warn(f"{where}{problem.message}")
     if fixed is not None:
         dropped = ", ".join(f"{kind} {n}" for kind, n in sorted(fixed.dropped.items())) or "none"
+        repaired = ", ".join(f"{kind} {n}" for kind, n in sorted(fixed.repaired.items()))
+        also = f"; repaired {sum(fixed.repaired.values()):,} ({repaired}, lone surrogates removed)" if repaired else ""
         out.print(
             f"Wrote {fixed.kept:,} rows to [bold]{escape(str(fixed.path))}[/];"
-            f" dropped {sum(fixed.dropped.values()):,} ({dropped})."
+            f" dropped {sum(fixed.dropped.values()):,} ({dropped}){also}."
         )
 
 
@@ -174,7 +176,7 @@ def _render_estimate(result: Estimate) -> None:
     from rich.table import Table
 
     epochs = f"{result.epochs:g} epoch{'s' if result.epochs != 1 else ''}"
-    counted = f", counted with {result.data['token_counter']}" if result.data else ""
+    counted = f", counted with {escape(result.data['token_counter'])}" if result.data else ""
     out.print(
         f"Training tokens: [bold]{result.training_tokens:,}[/] ({result.data_tokens:,} data tokens × {epochs}{counted})"
     )

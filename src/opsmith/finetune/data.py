@@ -18,7 +18,8 @@ Other keys in a row are ignored.
 
 **Problems** (``Problem.kind``). These are errors; :func:`fix_file` drops the rows that have them:
 
-- ``invalid_json``, ``not_object``, ``unknown_format``, ``mixed_format``;
+- ``invalid_json`` (not UTF-8, not JSON, or nested too deeply to read), ``not_object``,
+  ``unknown_format``, ``mixed_format``;
 - ``missing_field``, ``empty_field`` (blank after stripping whitespace), ``wrong_type``;
 - ``unknown_role`` (chat roles other than system/user/assistant), ``bad_turns`` (no user turn, or
   not ending with an assistant turn);
@@ -37,7 +38,11 @@ Other keys in a row are ignored.
   MinHash (32 hashes) and LSH (bands of 4 at the default threshold: a pair at exactly 0.8 is
   found with probability 0.985, one at 0.9 with 0.9998), and every candidate is confirmed with
   the exact Jaccard similarity, so nothing below the threshold is ever reported.
-- ``too_long``: prompt + completion tokens over ``sequence_len``.
+- ``too_long``: prompt + completion tokens over ``sequence_len``;
+- ``lone_surrogate``: a string holds half of a UTF-16 surrogate pair (``"\\ud83d"``, typically
+  an emoji cut off mid-character). It is not text: tokenizers and ``datasets`` refuse it. The
+  row is still checked without it, and :func:`fix_file` *repairs* the row, removing the lone
+  surrogate, rather than dropping it.
 
 Each row gets at most one of ``copied_output``, ``duplicate``, ``near_duplicate`` and
 ``too_long`` (in that order). Warnings: ``few_examples`` (fewer than ``min_examples`` usable
@@ -60,6 +65,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import string
 from array import array
 from collections import Counter
@@ -93,6 +99,11 @@ ROLES = ("system", "user", "assistant")
 
 # Kinds that drop a row in --fix, in the order they are checked.
 _CONTENT_KINDS = ("copied_output", "duplicate", "near_duplicate", "too_long")
+# Kinds that --fix repairs instead: the row is kept, rewritten without the problem.
+_REPAIRED_KINDS = ("lone_surrogate",)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# The JSON escapes that decode to one (a regex beats two substring scans on backslash-heavy rows).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _PUNCTUATION = string.punctuation.encode()
 _TO_SPACE = bytes.maketrans(_PUNCTUATION, b" " * len(_PUNCTUATION))
 # MinHash/LSH shape: 32 hashes in bands of 4 rows (8 bands) for the default threshold 0.8. A pair
@@ -235,9 +246,14 @@ class ValidationReport:
         """Line → the kind of its first error: the rows :func:`fix_file` leaves out, and why."""
         reasons: dict[int, str] = {}
         for problem in self.errors:
-            if problem.line > 0:
+            if problem.line > 0 and problem.kind not in _REPAIRED_KINDS:
                 reasons.setdefault(problem.line, problem.kind)
         return reasons
+
+    def repairs(self) -> dict[int, str]:
+        """Line → the kind of problem :func:`fix_file` repairs on it (for the rows it keeps)."""
+        dropped = self.drop_reasons()
+        return {p.line: p.kind for p in self.errors if p.kind in _REPAIRED_KINDS and p.line not in dropped}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -259,14 +275,16 @@ class ValidationReport:
 
 @dataclass(frozen=True)
 class FixResult:
-    """What :func:`fix_file` wrote: ``kept`` rows to ``path``, ``dropped`` counts per problem kind."""
+    """What :func:`fix_file` wrote: ``kept`` rows to ``path``; ``dropped`` and ``repaired`` (kept,
+    rewritten) rows counted per problem kind."""
 
     path: Path
     kept: int
     dropped: dict[str, int]
+    repaired: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "kept": self.kept, "dropped": self.dropped}
+        return {"path": str(self.path), "kept": self.kept, "dropped": self.dropped, "repaired": self.repaired}
 
 
 @dataclass(slots=True)
@@ -479,6 +497,37 @@ def _mostly_contained(output: list[bytes], source: list[bytes]) -> bool:
     return 2 * len(joined) >= len(within) and b" " + joined + b" " in b" " + within + b" "
 
 
+def _without_surrogates(value: Any, found: list[str]) -> Any:
+    """``value`` with lone surrogates removed from every string (keys too); appends each to ``found``."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            found.extend(_SURROGATE.findall(value))
+            return _SURROGATE.sub("", value)
+        return value
+    if isinstance(value, list):
+        return [_without_surrogates(item, found) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(key, found): _without_surrogates(item, found) for key, item in value.items()}
+    return value
+
+
+def _parse(line: str) -> tuple[Any, list[str]]:
+    """One row's JSON with lone surrogates removed, and the surrogates removed.
+
+    Raises ``ValueError`` when the line cannot be read. Surrogates can only come from ``\\uD8xx``
+    to ``\\uDFxx`` escapes (the line itself decoded as UTF-8), so rows without one skip the walk.
+    """
+    try:
+        obj = json.loads(line)
+        found: list[str] = []
+        if _SURROGATE_ESCAPE.search(line):
+            obj = _without_surrogates(obj, found)
+    # CPython's decoder recurses once per level: "[[[[…" a thousand deep exhausts the stack.
+    except RecursionError:
+        raise ValueError("nested too deeply to read (about 1,000 levels or more)") from None
+    return obj, found
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
@@ -523,7 +572,7 @@ def _decide_format(lines: list[str | None], fmt: str) -> tuple[Format | None, in
         if line is None or not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj, _ = _parse(line)
         except ValueError:
             continue
         if isinstance(obj, dict) and (detected := _detect(obj)) is not None:
@@ -662,7 +711,6 @@ def validate_file(
     checker = _Checker(file_fmt, fmt_line, approximate)
     records = blank = 0
     first_blank = 0
-    loads = json.loads
     for number, line in enumerate(lines, start=1):
         if line is None:
             records += 1
@@ -674,12 +722,20 @@ def validate_file(
             continue
         records += 1
         try:
-            obj = loads(line)
+            obj, surrogates = _parse(line)
         except ValueError as exc:
             detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
             column = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             checker.error(number, "invalid_json", f"invalid JSON: {detail}{column}")
             continue
+        if surrogates:
+            shown = ", ".join(sorted({f"\\u{ord(char):04x}" for char in surrogates}))
+            checker.error(
+                number,
+                "lone_surrogate",
+                f"lone surrogate {shown} (half of an emoji?) is not valid text and tokenizers reject it"
+                " — --fix removes it",
+            )
         checker.row(number, obj)
 
     rows = checker.rows
@@ -768,16 +824,18 @@ def _fixed(source: Path) -> Path:
 def fix_file(report: ValidationReport, out: Path | str) -> FixResult:
     """Write the rows of ``report.path`` that had no error to ``out``, each line unchanged.
 
-    Blank lines are left out too. The input file is never modified; ``out`` is written through a
-    temporary file and renamed into place. Raises :class:`~opsmith.errors.InputError` when ``out``
-    is the input or the input changed since it was validated.
+    Rows whose only errors are repairable (``lone_surrogate``) are kept too, re-serialised without
+    the lone surrogates (valid UTF-8 JSON; key order kept, spacing normalised). Blank lines are left
+    out. The input file is never modified; ``out`` is written through a temporary file and renamed
+    into place. Raises :class:`~opsmith.errors.InputError` when ``out`` is the input or the input
+    changed since it was validated.
     """
     source, out = Path(report.path), Path(out)
     check_fix_target(source, out)
     stat = source.stat()
     if (stat.st_size, stat.st_mtime_ns) != report._fingerprint:
         raise InputError(f"{source} changed after it was validated — run `opsmith finetune validate` again")
-    reasons = report.drop_reasons()
+    reasons, repairs = report.drop_reasons(), report.repairs()
     kept: list[bytes] = []
     raw = source.read_bytes().split(b"\n")
     if raw and raw[-1] == b"":
@@ -786,9 +844,14 @@ def fix_file(report: ValidationReport, out: Path | str) -> FixResult:
         # Blank as validate_file sees it (str.strip, so Unicode spaces count too).
         if number in reasons or not line.decode("utf-8", errors="replace").strip():
             continue
+        if number in repairs:
+            obj, _ = _parse(line.decode("utf-8"))
+            line = json.dumps(obj, ensure_ascii=False).encode()
         kept.append(line + b"\n")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     partial.write_bytes(b"".join(kept))
     os.replace(partial, out)
-    return FixResult(path=out, kept=len(kept), dropped=dict(Counter(reasons.values())))
+    return FixResult(
+        path=out, kept=len(kept), dropped=dict(Counter(reasons.values())), repaired=dict(Counter(repairs.values()))
+    )

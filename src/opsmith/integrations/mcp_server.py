@@ -25,6 +25,10 @@ Errors: an :class:`~opsmith.errors.OpsmithError` becomes a tool result with ``is
 whose only text is ``str(err)``, the line the CLI prints; a failed resource read is a
 JSON-RPC error with the same message.
 
+Every string a client receives (tool JSON, notes, errors, resource text and names) has its
+control characters stripped, as the CLI's output does: a client may show it in a terminal,
+and a runbook holding ``ESC ] 52`` would otherwise write that terminal's clipboard.
+
 The embedder, store and chat model are loaded on first use and kept for the server's
 lifetime (:class:`opsmith.backend.Backend`, shared with ``opsmith serve``). In local mode
 Qdrant allows one process per index, so while the server runs, other ``opsmith`` commands on
@@ -49,6 +53,7 @@ from starlette.responses import JSONResponse, Response
 from typing_extensions import TypedDict
 
 from opsmith import __version__
+from opsmith._display import strip_controls
 from opsmith.backend import Backend, CollectionJSON, CollectionsResult, SearchHit, SearchResult
 from opsmith.config import Settings
 from opsmith.errors import CollectionNotFoundError, OpsmithError, SourceNotFoundError
@@ -79,6 +84,7 @@ INSTRUCTIONS = """\
 opsmith answers operational questions from a team's own runbooks and reviews Terraform.
 - search_runbooks returns the raw matching runbook chunks; ask_runbooks returns a grounded answer with citations.
 - When ask_runbooks says refused=true, the runbooks do not cover the question: say so instead of guessing.
+- When ask_runbooks says grounded=false, the answer cites no runbook: present it as unverified, not as the runbooks'.
 - Cited sources can be opened as resources: opsmith://{collection}/{source}.
 - review_terraform reviews Terraform passed as {path: content}; pass every file of a module so references resolve."""
 
@@ -115,6 +121,14 @@ class AskResult(TypedDict):
     error: Annotated[str | None, Field(description="Why the LLM call failed (the answer then quotes passages).")]
     retrieved: list[CitationJSON]
     support: Annotated[float, Field(description="How well the retrieved passages support an answer (0..2).")]
+    grounded: Annotated[
+        bool,
+        Field(
+            description="False when the LLM's reply cited none of the runbook excerpts: then refused"
+            " (require_citations, the default) or, with it off, an answer to flag as ungrounded. True for extractive"
+            " answers."
+        ),
+    ]
 
 
 class FindingJSON(TypedDict):
@@ -145,8 +159,20 @@ def _as_json(data: Mapping[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
+def _clean(value: Any) -> Any:
+    """``value`` with control characters stripped from every string in it."""
+    if isinstance(value, str):
+        return strip_controls(value)
+    if isinstance(value, Mapping):
+        return {key: _clean(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(item) for item in value]
+    return value
+
+
 def _result(data: Mapping[str, Any], *notes: str) -> CallToolResult:
-    content: list[ContentBlock] = [TextContent(text=_as_json(data)), *(TextContent(text=note) for note in notes)]
+    data = _clean(data)
+    content: list[ContentBlock] = [TextContent(text=_as_json(data)), *(TextContent(text=_clean(n)) for n in notes)]
     return CallToolResult(content=content, structured_content=dict(data))
 
 
@@ -155,7 +181,7 @@ def _guarded(call: Callable[[], CallToolResult]) -> CallToolResult:
     try:
         return call()
     except OpsmithError as exc:
-        return CallToolResult(content=[TextContent(text=str(exc))], is_error=True)
+        return CallToolResult(content=[TextContent(text=_clean(str(exc)))], is_error=True)
 
 
 # The server ---------------------------------------------------------------------------------------
@@ -180,19 +206,20 @@ class OpsmithMCPServer(MCPServer[Any]):
         try:
             runbooks = await anyio.to_thread.run_sync(self.backend.runbooks)
         except OpsmithError as exc:
-            raise MCPError(code=INTERNAL_ERROR, message=str(exc)) from exc
+            raise MCPError(code=INTERNAL_ERROR, message=_clean(str(exc))) from exc
         collection = self.backend.collection
         return [
             *listed,
             *(
                 Resource(
                     uri=runbook_uri(collection, source),
-                    name=source,
-                    title=source,
-                    description=f"Runbook '{source}' in collection '{collection}' ({chunks} chunks), as indexed.",
+                    name=name,
+                    title=name,
+                    description=f"Runbook '{name}' in collection '{collection}' ({chunks} chunks), as indexed.",
                     mime_type="text/markdown",
                 )
                 for source, chunks in runbooks
+                for name in (strip_controls(source),)
             ),
         ]
 
@@ -246,10 +273,10 @@ def create_server(settings: Settings, *, backend: Backend | None = None) -> Opsm
 
         def run() -> CallToolResult:
             answer = state.ask(question, collection=collection)
-            data = answer.to_dict()
+            data = _clean(answer.to_dict())
             if answer.error:
                 # As the CLI: the answer (quoting passages instead) and the failure's one line.
-                content: list[ContentBlock] = [TextContent(text=answer.error), TextContent(text=_as_json(data))]
+                content: list[ContentBlock] = [TextContent(text=data["error"]), TextContent(text=_as_json(data))]
                 return CallToolResult(content=content, structured_content=data, is_error=True)
             return _result(data)
 
@@ -299,11 +326,11 @@ def create_server(settings: Settings, *, backend: Backend | None = None) -> Opsm
     )
     def read_runbook(collection: str, source: str) -> str:
         try:
-            return state.runbook_text(collection, source)
+            return strip_controls(state.runbook_text(collection, source))
         except (CollectionNotFoundError, SourceNotFoundError) as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
+            raise ResourceNotFoundError(_clean(str(exc))) from exc
         except OpsmithError as exc:
-            raise ResourceError(str(exc)) from exc
+            raise ResourceError(_clean(str(exc))) from exc
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

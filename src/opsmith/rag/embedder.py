@@ -8,6 +8,10 @@
 * :class:`SentenceTransformerEmbedder` accepts any sentence-transformers model name or
   path (``BAAI/bge-large-en-v1.5`` where the user has it).
 
+Names resolve locally, never over the network (:func:`resolve_embedder`): the bundled model,
+a model folder, or a model already in the local Hugging Face cache. Anything else fails at
+once with the choices there are, where asking a model hub could retry for over a minute.
+
 Both produce L2-normalised float32 vectors, so cosine similarity is a dot product.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -139,21 +144,25 @@ class OnnxEmbedder:
 
 
 class SentenceTransformerEmbedder:
-    """Any sentence-transformers model, by hub name (must be in the local HF cache) or path."""
+    """Any sentence-transformers model from a local folder (see :func:`resolve_embedder` for names).
 
-    def __init__(self, name_or_path: str, *, device: str | None = None) -> None:
+    ``name`` is what collections record (the hub name for a cached model); the folder by default.
+    """
+
+    def __init__(self, path: str | Path, *, name: str | None = None, device: str | None = None) -> None:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a broken install
             raise EmbedderError("sentence-transformers is not installed — run `pip install opsmith`") from exc
         try:
-            self._model = SentenceTransformer(name_or_path, device=device or "cpu")
+            # local_files_only: a folder whose modules name hub models must not reach for them either.
+            self._model = SentenceTransformer(str(path), device=device or "cpu", local_files_only=True)
         except Exception as exc:
             raise EmbedderError(
-                f"Cannot load embedding model {name_or_path!r} ({type(exc).__name__}: {_one_line(exc)})"
-                " — pass a local model folder, or download it first where a model hub is reachable"
+                f"Cannot load embedding model {str(name or path)!r} from {path} ({type(exc).__name__}:"
+                f" {_one_line(exc)}) — pass a sentence-transformers model folder, or download the model again"
             ) from exc
-        self.name = name_or_path
+        self.name = name or str(path)
         # Newer sentence-transformers renamed the method and deprecate the old name.
         model = self._model
         dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
@@ -253,13 +262,72 @@ def export_bundled_onnx(target: Path) -> Path:
     return target
 
 
+# A Hugging Face repo id: "name" or "org/name" (sentence-transformers adds its org to a bare name).
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+# Files that make a cached repo a sentence-transformers model, so LLMs are not offered as embedders.
+_ST_MARKERS = ("modules.json", "config_sentence_transformers.json")
+
+
+def _hub_cache() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def cached_embedders() -> list[str]:
+    """sentence-transformers models in the local Hugging Face cache, by repo id (reads only the disk)."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        repos = scan_cache_dir(_hub_cache()).repos
+    # No cache folder yet, or one a scan cannot read: either way, nothing to offer.
+    except Exception:
+        return []
+    return sorted(
+        repo.repo_id
+        for repo in repos
+        if repo.repo_type == "model"
+        and any(file.file_name in _ST_MARKERS for revision in repo.revisions for file in revision.files)
+    )
+
+
+def resolve_embedder(name: str) -> Path:
+    """The local folder of embedder ``name``, found without the network.
+
+    ``name`` is a model folder, or the repo id of a model in the local Hugging Face cache
+    (``BAAI/bge-small-en-v1.5``; a bare name is also tried under ``sentence-transformers/``).
+    Raises :class:`~opsmith.errors.EmbedderError` listing the bundled and cached choices otherwise.
+    """
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return folder
+    if _REPO_ID.fullmatch(name):
+        from huggingface_hub import snapshot_download
+
+        for repo_id in (name, f"sentence-transformers/{name}") if "/" not in name else (name,):
+            try:
+                found = snapshot_download(repo_id, cache_dir=_hub_cache(), local_files_only=True)
+            # Not cached (LocalEntryNotFoundError), or a malformed cache entry: try the next.
+            except Exception:
+                continue
+            if isinstance(found, str):
+                return Path(found)
+    choices = ", ".join([f"{BUNDLED_EMBEDDER} (bundled)", *cached_embedders()])
+    raise EmbedderError(
+        f"Unknown embedder {name!r}: not a model folder, and not in the local Hugging Face cache ({_hub_cache()})"
+        f" — set OPSMITH_EMBEDDER to one of: {choices}; or pass a local model folder; or download it first"
+        f" where a model hub is reachable (hf download {name})"
+    )
+
+
 def load_embedder(settings: Settings) -> Embedder:
-    """The embedder the settings ask for: ONNX for the bundled model unless told otherwise."""
+    """The embedder the settings ask for: ONNX for the bundled model unless told otherwise.
+
+    Never uses the network: other models must be a folder or in the local Hugging Face cache.
+    """
     if settings.embedder == BUNDLED_EMBEDDER:
         if settings.embedder_backend == "torch":
-            st = SentenceTransformerEmbedder(str(bundled_model_dir()))
-            st.name = BUNDLED_EMBEDDER
-            return st
+            return SentenceTransformerEmbedder(bundled_model_dir(), name=BUNDLED_EMBEDDER)
         onnx_path = bundled_onnx_path()
         if not onnx_path.exists():
             export_bundled_onnx(onnx_path)
@@ -269,4 +337,4 @@ def load_embedder(settings: Settings) -> Embedder:
             f"The ONNX backend only serves the bundled {BUNDLED_EMBEDDER} — unset OPSMITH_EMBEDDER_BACKEND"
             f" to use {settings.embedder!r} through sentence-transformers"
         )
-    return SentenceTransformerEmbedder(settings.embedder)
+    return SentenceTransformerEmbedder(resolve_embedder(settings.embedder), name=settings.embedder)
