@@ -359,6 +359,30 @@ def test_review_terraform_uses_the_llm_when_one_is_configured(
     assert fake.calls, "the LLM reviewer was not asked"
 
 
+def test_ask_and_review_share_the_services_cap_on_llm_calls(
+    with_llm: Callable[[FakeChatModel], OpsmithMCPServer],
+) -> None:
+    fake = FakeChatModel(["Scale the checkout deployment out [1]."])
+    server = with_llm(fake)
+    held = [server.backend.llm_slot() for _ in range(server.backend.settings.max_concurrent_llm_calls)]
+
+    async def body(client: Client) -> None:
+        for name, arguments in (
+            ("ask_runbooks", {"question": "Checkout p99 latency is too high"}),
+            ("review_terraform", {"files": {"main.tf": VULNERABLE_TF}}),
+        ):
+            result = await client.call_tool(name, arguments)
+            assert result.is_error, name
+            assert "LLM call slot" in result.content[0].text  # type: ignore[union-attr]
+        for slot in held:
+            slot.release()
+        data = _json_of(await client.call_tool("ask_runbooks", {"question": "Checkout p99 latency is too high"}))
+        assert data["refused"] is False
+
+    _over_jsonrpc(server, body)
+    assert len(fake.calls) == 1  # the refused calls never reached the model
+
+
 # Errors -------------------------------------------------------------------------------------------
 
 

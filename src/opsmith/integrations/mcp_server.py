@@ -272,7 +272,10 @@ def create_server(settings: Settings, *, backend: Backend | None = None) -> Opsm
         passages verbatim. Cited sources can be read as resources opsmith://{collection}/{source}."""
 
         def run() -> CallToolResult:
-            answer = state.ask(question, collection=collection)
+            # The same cap on concurrent LLM calls as the HTTP service (the MCP HTTP transport is
+            # open to every client on its network).
+            with state.llm_slot():
+                answer = state.ask(question, collection=collection)
             data = _clean(answer.to_dict())
             if answer.error:
                 # As the CLI: the answer (quoting passages instead) and the failure's one line.
@@ -303,7 +306,8 @@ def create_server(settings: Settings, *, backend: Backend | None = None) -> Opsm
         issue, fix, the resource address and the rule id."""
 
         def run() -> CallToolResult:
-            result = state.review(files)
+            with state.llm_slot():
+                result = state.review(files)
             notes = [f"skipped {s.path}: {s.reason}" for s in result.skipped] + list(result.warnings)
             counts = result.counts()
             summary = f"{len(result.findings)} findings ({counts['critical']} critical, {counts['warning']} warning)"
