@@ -601,6 +601,63 @@ def test_http_server_serves_mcp_and_healthz(home_copy: Path) -> None:
             proc.stderr.close()
 
 
+def test_http_transport_takes_the_services_bearer_tokens(home_copy: Path) -> None:
+    """With OPSMITH_API_TOKENS set, every MCP request needs one of them; /healthz stays open."""
+    port, token = _free_port(), "mcp-test-token-0123456789"
+    env = {**_server_env(home_copy), "OPSMITH_API_TOKENS": token}
+    proc = subprocess.Popen(
+        [_script(), "mcp", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    accept = {"Accept": "application/json, text/event-stream"}
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the HTTP server did not start"
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/mcp"
+        for headers in ({}, {"Authorization": "Bearer not-the-token-at-all"}, {"Authorization": token}):
+            refused = httpx.post(url, json=initialize, headers={**accept, **headers}, timeout=5)
+            assert refused.status_code == 401, headers
+            assert "Authorization: Bearer TOKEN" in refused.json()["error"]
+        allowed = httpx.post(url, json=initialize, headers={**accept, "Authorization": f"Bearer {token}"}, timeout=5)
+        assert allowed.status_code == 200, allowed.text
+        assert "opsmith" in allowed.text  # the server's initialize result
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def test_http_transport_on_a_public_address_needs_a_token(home_copy: Path) -> None:
+    run = subprocess.run(
+        [_script(), "mcp", "--transport", "http", "--host", "0.0.0.0", "--port", str(_free_port())],
+        env=_server_env(home_copy),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert "no API token is set" in lines[-1]
+    assert "Traceback" not in run.stderr
+
+
 def test_all_is_sorted_and_importable() -> None:
     import opsmith.integrations.mcp_server as module
 

@@ -31,7 +31,8 @@ def mcp_command(
     and each indexed runbook as a resource opsmith://COLLECTION/SOURCE.
 
     Works offline with the embedded defaults; an LLM provider, when configured, writes the answers.
-    Over HTTP the endpoint is http://HOST:PORT/mcp (no authentication: keep it on a trusted network).
+    Over HTTP the endpoint is http://HOST:PORT/mcp, behind the same bearer tokens as `opsmith serve`
+    (OPSMITH_API_TOKENS; required on a non-loopback address).
     """
     # Imported here: the MCP SDK and starlette cost time that `opsmith --help` should not pay.
     from opsmith.integrations.mcp_server import run_server

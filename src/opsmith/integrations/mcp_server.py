@@ -29,6 +29,10 @@ Every string a client receives (tool JSON, notes, errors, resource text and name
 control characters stripped, as the CLI's output does: a client may show it in a terminal,
 and a runbook holding ``ESC ] 52`` would otherwise write that terminal's clipboard.
 
+Over HTTP (:func:`run_server` with ``transport="http"``) the app sits behind the same bearer
+tokens as ``opsmith serve`` (:class:`BearerAuth`); ask and review take the backend's LLM call
+slots, so an MCP client cannot spend more concurrent LLM calls than an HTTP one.
+
 The embedder, store and chat model are loaded on first use and kept for the server's
 lifetime (:class:`opsmith.backend.Backend`, shared with ``opsmith serve``). In local mode
 Qdrant allows one process per index, so while the server runs, other ``opsmith`` commands on
@@ -39,7 +43,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -50,19 +54,25 @@ from mcp.types import INTERNAL_ERROR, CallToolResult, ContentBlock, Resource, Te
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 from typing_extensions import TypedDict
 
 from opsmith import __version__
 from opsmith._display import strip_controls
 from opsmith.backend import Backend, CollectionJSON, CollectionsResult, SearchHit, SearchResult
 from opsmith.config import Settings
-from opsmith.errors import CollectionNotFoundError, OpsmithError, SourceNotFoundError
+from opsmith.errors import AuthenticationError, CollectionNotFoundError, OpsmithError, SourceNotFoundError
+
+if TYPE_CHECKING:
+    from opsmith.serve.security import Authenticator
 
 __all__ = [
     "INSTRUCTIONS",
+    "MCP_MAX_BODY_BYTES",
     "RESOURCE_TEMPLATE",
     "AskResult",
     "Backend",
+    "BearerAuth",
     "CitationJSON",
     "CollectionJSON",
     "CollectionsResult",
@@ -75,6 +85,9 @@ __all__ = [
     "run_server",
     "runbook_uri",
 ]
+
+#: The SDK's own cap on a request body; a smaller max_request_bytes lowers it.
+MCP_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 #: Where each indexed runbook lives; ``source`` may hold slashes (``db/disk-full.md``).
 RESOURCE_TEMPLATE = "opsmith://{collection}/{+source}"
@@ -351,11 +364,58 @@ def run_server(
     settings: Settings, *, transport: Transport = "stdio", host: str = "127.0.0.1", port: int = 8080
 ) -> None:
     """Serve until the client disconnects (stdio) or the process is stopped (http, at ``/mcp``)."""
+    if transport == "http":
+        app_for = _http_app_factory(settings, host)  # refuses a public bind without tokens, before loading
     server = create_server(settings)
     try:
         if transport == "stdio":
             server.run("stdio")
         else:
-            server.run("streamable-http", host=host, port=port)
+            import uvicorn
+
+            from opsmith.serve.server import uvicorn_config
+
+            where = settings.model_copy(update={"serve_host": host, "serve_port": port})
+            uvicorn.Server(uvicorn_config(app_for(server), where, log_level="warning")).run()
     finally:
         server.backend.close()
+
+
+def _http_app_factory(settings: Settings, host: str) -> Callable[[OpsmithMCPServer], ASGIApp]:
+    """The streamable-HTTP app behind the same bearer-token rule as ``opsmith serve``.
+
+    Auth is on when tokens are set or ``host`` is not loopback (``api_auth``); a public bind
+    with no token is refused here, as ``serve`` refuses it. ``/healthz`` stays open for probes.
+    """
+    from opsmith.serve.security import Authenticator, auth_required, parse_tokens
+
+    authenticator = Authenticator(parse_tokens(settings.api_tokens), required=auth_required(settings, host))
+
+    def make(server: OpsmithMCPServer) -> ASGIApp:
+        app = server.streamable_http_app(
+            host=host, max_request_body_size=min(settings.max_request_bytes, MCP_MAX_BODY_BYTES)
+        )
+        return BearerAuth(app, authenticator) if authenticator.required else app
+
+    return make
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request but ``GET /healthz`` carries a known bearer token (401)."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/healthz":
+            headers = dict(scope["headers"])
+            try:
+                self.authenticator.identify(headers.get(b"authorization", b"").decode("latin-1") or None)
+            except AuthenticationError as exc:
+                response = JSONResponse(
+                    {"error": str(exc)}, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="opsmith"'}
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
