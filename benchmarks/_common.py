@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,3 +50,30 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def opsmith(*args: str) -> list[str]:
+    """The command line of the opsmith installed beside this Python."""
+    return [str(Path(sys.executable).with_name("opsmith")), *args]
+
+
+def wait_ready(base_url: str, server: subprocess.Popen[bytes], log_path: Path, *, timeout: float = 120) -> None:
+    """Wait until ``opsmith serve`` at ``base_url`` answers /readyz with 200; exit if it dies or never does."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"opsmith serve did not become ready; see {log_path}")
+        time.sleep(0.2)

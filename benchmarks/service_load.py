@@ -18,26 +18,14 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 
-from _common import percentile, require_corpus, save, scratch_home
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def opsmith(*args: str) -> list[str]:
-    return [str(Path(sys.executable).with_name("opsmith")), *args]
+from _common import free_port, opsmith, percentile, require_corpus, save, scratch_home, wait_ready
 
 
 async def client_loop(
@@ -106,16 +94,7 @@ def serve_and_load(store: str, corpus: Path, questions: list[str], args: argpars
     with log_path.open("w") as log:
         server = subprocess.Popen(opsmith("serve", "--port", str(port)), env=env, stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"opsmith serve did not become ready; see {log_path}")
-            time.sleep(0.2)
+        wait_ready(base_url, server, log_path, timeout=60)
         runs = [asyncio.run(run_load(base_url, questions, n, args.seconds, args.warmup)) for n in args.clients]
     finally:
         server.terminate()

@@ -31,33 +31,20 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 
-from _common import REPO, save, scratch_home
+from _common import REPO, free_port, opsmith, save, scratch_home, wait_ready
 
 DECLARED = 25_000_000
 SENT = 24_000_000
 CHUNK = 1 << 20
 MB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def opsmith(*args: str) -> list[str]:
-    return [str(Path(sys.executable).with_name("opsmith")), *args]
 
 
 class RssSampler:
@@ -257,16 +244,7 @@ def main() -> None:
         )
     sampler: RssSampler | None = None
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"opsmith serve did not become ready; see {log_path}")
-            time.sleep(0.2)
+        wait_ready(base_url, server, log_path, timeout=120)
         sampler = RssSampler(server.pid)
         head = f"Host: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {DECLARED}\r\n"
         scenarios: list[dict[str, Any]] = []

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from clitools import ANSWERABLE, UNRELATED, Run, assert_one_error_line
 
+from loopback import QuietHandler, read_json, send_json, serve
 from opsmith.rag.answer import NOT_FOUND_MARKER, SYSTEM_PROMPT
 
 SECRET = "sk-test-0123456789abcdef"
@@ -51,24 +50,18 @@ class FakeLLMServer:
 def llm_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
     state = FakeLLMServer()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", "0"))
-            state.requests.append(
-                {
-                    "path": self.path,
-                    "headers": {k.lower(): v for k, v in self.headers.items()},
-                    "json": json.loads(self.rfile.read(length)),
-                }
-            )
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            state.requests.append({"path": self.path, "headers": headers, "json": read_json(self)})
+            if not state.byte_delay:
+                send_json(self, state.body(), state.status)
+                return
             payload = json.dumps(state.body()).encode()
             self.send_response(state.status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
-            if not state.byte_delay:
-                self.wfile.write(payload)
-                return
             try:
                 for byte in payload:
                     time.sleep(state.byte_delay)
@@ -77,25 +70,15 @@ def llm_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OPSMITH_PROVIDER", "openai")
-    monkeypatch.setenv("OPSMITH_BASE_URL", state.url)
-    monkeypatch.setenv("OPSMITH_MODEL", "test")
-    monkeypatch.setenv("OPSMITH_LLM_TIMEOUT", "10")
-    try:
+    with serve(Handler) as url:
+        state.url = f"{url}/v1"
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("OPSMITH_PROVIDER", "openai")
+        monkeypatch.setenv("OPSMITH_BASE_URL", state.url)
+        monkeypatch.setenv("OPSMITH_MODEL", "test")
+        monkeypatch.setenv("OPSMITH_LLM_TIMEOUT", "10")
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_ask_with_openai_compatible_server(

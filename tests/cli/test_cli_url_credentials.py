@@ -7,15 +7,13 @@ of a Qdrant server, over real sockets.
 from __future__ import annotations
 
 import base64
-import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from clitools import ANSWERABLE, Run, assert_one_error_line
+
+from loopback import QuietHandler, read_json, send_json, serve
 
 PASSWORD = "Pa55-in-the-url"
 
@@ -45,29 +43,14 @@ def failing_llm_server() -> Iterator[tuple[int, list[str]]]:
     """An OpenAI-compatible endpoint that records each Authorization header and answers HTTP 500."""
     seen: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", "0")))
+            read_json(self)
             seen.append(self.headers.get("authorization", ""))
-            payload = json.dumps({"error": {"message": "upstream model crashed"}}).encode()
-            self.send_response(500)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            send_json(self, {"error": {"message": "upstream model crashed"}}, 500)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(Handler) as url:
+        yield int(url.rsplit(":", 1)[1]), seen
 
 
 def test_a_refused_provider_connection_masks_the_password(

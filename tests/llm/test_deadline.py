@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from loopback import send_json
 from opsmith.config import load_settings
 from opsmith.errors import ProviderDeadlineError, ProviderTimeoutError, StructuredOutputError
 from opsmith.llm import Message, get_chat_model
@@ -144,12 +145,7 @@ def slow_body(payload: dict[str, Any], every: float = 0.05) -> Respond:
 
 
 def always_503(handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
-    body = json.dumps({"error": {"message": "overloaded", "type": "server_error"}}).encode()
-    handler.send_response(503)
-    handler.send_header("content-type", "application/json")
-    handler.send_header("content-length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+    send_json(handler, {"error": {"message": "overloaded", "type": "server_error"}}, 503)
 
 
 def completion(content: str) -> dict[str, Any]:
@@ -259,12 +255,7 @@ def test_a_finished_call_leaves_its_pooled_connection_alone(serve: Callable[...,
     def ok(handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
         if len(server.requests) == 2:
             stop.wait(0.8)  # the second answer is slow, but well within its own deadline
-        body = json.dumps(completion("Drain the node.")).encode()
-        handler.send_response(200)
-        handler.send_header("content-type", "application/json")
-        handler.send_header("content-length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        send_json(handler, completion("Drain the node."))
 
     server = serve(ok, keep_alive=True)
     with OpenAIChatModel("m", base_url=f"{server.url}/v1", deadline=1.0, max_retries=0) as model:
@@ -284,12 +275,7 @@ def test_structured_reasks_share_one_deadline(serve: Callable[..., Server], monk
     def slow_invalid(handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
         if stop.wait(1.0):
             return
-        body = json.dumps(completion("not json")).encode()
-        handler.send_response(200)
-        handler.send_header("content-type", "application/json")
-        handler.send_header("content-length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        send_json(handler, completion("not json"))
 
     server = serve(slow_invalid)
     model = openai_from_settings(server.url, monkeypatch, deadline="1.5")

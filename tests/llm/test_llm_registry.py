@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
+from loopback import QuietHandler, read_json, send_json, serve
 from opsmith.config import load_settings
 from opsmith.errors import ConfigError
 from opsmith.llm import Message, get_chat_model
@@ -18,40 +16,26 @@ from opsmith.llm.anthropic import AnthropicChatModel
 from opsmith.llm.openai_compat import OpenAIChatModel
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     received: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
+        body = read_json(self)
         self.received.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-        payload = json.dumps(
+        send_json(
+            self,
             {
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+            },
+        )
 
 
 @pytest.fixture
 def local_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     _Handler.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", _Handler.received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(_Handler) as url:
+        yield f"{url}/v1", _Handler.received
 
 
 def test_provider_none_gives_no_model() -> None:

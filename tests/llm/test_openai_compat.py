@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import httpx
 import pytest
 
+from loopback import QuietHandler, read_json, send_json, serve
 from opsmith.errors import (
     ConfigError,
     ProviderAuthError,
@@ -293,37 +292,19 @@ def test_base_url_without_scheme_is_a_config_error() -> None:
 # A real HTTP server on loopback: no transport override, the whole httpx stack runs.
 
 
-class _ChatHandler(BaseHTTPRequestHandler):
+class _ChatHandler(QuietHandler):
     received: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("content-length", "0"))
-        self.received.append(
-            {"path": self.path, "headers": dict(self.headers.items()), "body": json.loads(self.rfile.read(length))}
-        )
-        payload = json.dumps(completion("Increase the etcd heartbeat interval.", model="llama3.1:8b")).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output clean
+        self.received.append({"path": self.path, "headers": dict(self.headers.items()), "body": read_json(self)})
+        send_json(self, completion("Increase the etcd heartbeat interval.", model="llama3.1:8b"))
 
 
 @pytest.fixture
 def chat_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     _ChatHandler.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", _ChatHandler.received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(_ChatHandler) as url:
+        yield f"{url}/v1", _ChatHandler.received
 
 
 def test_against_a_real_local_server(chat_server: tuple[str, list[dict[str, Any]]]) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,6 +12,7 @@ import pytest
 from reviewtools import hits, write_tf
 from secret_cases import SECRETS, planted_module
 
+from loopback import QuietHandler, send_json, serve
 from opsmith.config import Settings, load_settings
 from opsmith.llm.registry import get_chat_model
 from opsmith.review import review
@@ -273,7 +272,7 @@ def reply_for(prompt: str) -> dict[str, Any]:
     return {"security": [], "cost": findings, "correctness": []}
 
 
-class _ChatServer(BaseHTTPRequestHandler):
+class _ChatServer(QuietHandler):
     bodies: ClassVar[list[bytes]] = []
     replies: ClassVar[list[dict[str, Any]]] = []
 
@@ -283,44 +282,28 @@ class _ChatServer(BaseHTTPRequestHandler):
         # The last message holds the code; earlier ones are the template's worked example.
         reply = reply_for(json.loads(body)["messages"][-1]["content"])
         self.replies.append(reply)
-        payload = json.dumps(
-            {
-                "id": "chatcmpl-1",
-                "object": "chat.completion",
-                "created": 1_730_000_000,
-                "model": "local-model",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": json.dumps(reply)},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        payload = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1_730_000_000,
+            "model": "local-model",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": json.dumps(reply)},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
+        }
+        send_json(self, payload)
 
 
 @pytest.fixture
 def chat_server() -> Iterator[str]:
     _ChatServer.bodies, _ChatServer.replies = [], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(_ChatServer) as url:
+        yield f"{url}/v1"
 
 
 def test_no_planted_secret_reaches_an_openai_compatible_server(chat_server: str, tmp_path: Path) -> None:
