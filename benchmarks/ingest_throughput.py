@@ -29,7 +29,7 @@ def main() -> None:
     from opsmith.rag.chunking import chunk_document
     from opsmith.rag.documents import SkipFile
     from opsmith.rag.embedder import bundled_model_dir, load_embedder
-    from opsmith.rag.ingest import discover, ingest
+    from opsmith.rag.indexing import discover, ingest
     from opsmith.rag.loaders import load_document
     from opsmith.rag.store import open_store
 

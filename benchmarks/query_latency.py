@@ -66,7 +66,7 @@ def main() -> None:
     scratch_home(f"latency-{args.store}")
     from opsmith.config import load_settings
     from opsmith.rag.embedder import load_embedder
-    from opsmith.rag.ingest import collect_term_stats, ingest
+    from opsmith.rag.indexing import collect_term_stats, ingest
     from opsmith.rag.retrieve import Retriever
     from opsmith.rag.store import open_store
 

@@ -24,7 +24,7 @@ def main() -> None:
     from opsmith.rag.answer import answer_question
     from opsmith.rag.embedder import load_embedder
     from opsmith.rag.evaluate import evaluate, load_questions
-    from opsmith.rag.ingest import ingest
+    from opsmith.rag.indexing import ingest
     from opsmith.rag.retrieve import Retriever
     from opsmith.rag.store import open_store
 

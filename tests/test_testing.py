@@ -17,6 +17,30 @@ def test_is_a_chat_model() -> None:
     assert (fake.provider, fake.model) == ("fake", "fake")
 
 
+def test_close_is_part_of_the_seam() -> None:
+    class NoClose:
+        provider, model = "x", "x"
+
+        def complete(self, *args: object, **kwargs: object) -> None: ...
+
+        def stream(self, *args: object, **kwargs: object) -> None: ...
+
+    assert not isinstance(NoClose(), ChatModel)
+    fake = FakeChatModel(["x"])
+    assert not fake.closed
+    fake.close()
+    assert fake.closed
+
+
+def test_the_backend_closes_the_chat_model_it_was_given() -> None:
+    from opsmith.backend import Backend
+    from opsmith.config import load_settings
+
+    fake = FakeChatModel(["x"])
+    Backend(load_settings(), chat_model=fake).close()
+    assert fake.closed
+
+
 def test_cycles_queued_responses() -> None:
     fake = FakeChatModel(["first", "second"], model="fake-large")
     texts = [fake.complete(ASK).text for _ in range(5)]

@@ -26,7 +26,7 @@ class FakeChatModel:
     message. ``errors[i]``, when not None, is raised on call ``i`` (counting from 0, streams
     included) instead of answering; the call is still recorded but uses up no response. Each call appends a dict
     with ``messages``, ``max_tokens``, ``temperature``, ``json_schema`` and ``stream`` to
-    :attr:`calls`.
+    :attr:`calls`; :attr:`closed` tells whether :meth:`close` was called.
 
     Example::
 
@@ -75,6 +75,7 @@ class FakeChatModel:
         self.usage_per_call = usage_per_call if usage_per_call is not None else Usage(10, 5)
         self.errors = list(errors) if errors is not None else []
         self.calls: list[dict[str, Any]] = []
+        self.closed = False
         self._served = 0
 
     def __repr__(self) -> str:
@@ -107,6 +108,10 @@ class FakeChatModel:
         for piece in _WORD.findall(response.text) or ([response.text] if response.text else []):
             yield StreamEvent(delta=piece)
         yield StreamEvent(response=response)
+
+    def close(self) -> None:
+        """Record that the model was closed (it holds nothing to release)."""
+        self.closed = True
 
     def _respond(
         self,

@@ -14,6 +14,10 @@ from opsmith.errors import InputError, PathNotFoundError
 from opsmith.finetune.data import validate_file
 from opsmith.finetune.estimate import (
     METHODS,
+    InferencePrice,
+    Offering,
+    ThroughputFigure,
+    ThroughputTable,
     estimate,
     load_price_table,
     load_throughput_table,
@@ -55,6 +59,7 @@ def five_million_token_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow  # writes and validates ten thousand rows (five million tokens)
 def test_regression_forty_dollars_from_a_data_file(five_million_token_file: Path) -> None:
     report = validate_file(five_million_token_file)
     assert report.ok
@@ -96,6 +101,33 @@ def test_the_shipped_price_table_is_sourced_and_dated() -> None:
         assert offering.training_per_mtok is not None or offering.base is not None
     providers = {o.provider for o in table.offerings}
     assert {"OpenAI", "Together AI", "Fireworks AI"} <= providers
+
+
+def test_the_tables_load_into_typed_frozen_models() -> None:
+    from pydantic import ValidationError
+
+    offerings = load_price_table().offerings
+    assert all(isinstance(o, Offering) for o in offerings)
+    priced = next(o for o in offerings if o.base is not None)
+    assert isinstance(priced.base, InferencePrice)
+    with pytest.raises(ValidationError, match="frozen"):
+        priced.id = "changed"  # type: ignore[misc]
+    assert isinstance(load_throughput_table(), ThroughputTable)
+    # A measured figure keeps its own source; a bare number is a rule-of-thumb figure.
+    table = ThroughputTable.model_validate(
+        {
+            "table_version": "t",
+            "rule_of_thumb": "r",
+            "methods": {"lora": {"flops_per_param_token": 4, "mfu": 0.3}},
+            "gpus": {"L4-24GB": {"memory_gb": 24, "peak_tflops": 121, "source": "datasheet"}},
+            "tokens_per_second": {
+                "L4-24GB": {"lora": {"8B": {"tokens_per_second": 900, "source": "our run"}, "1B": 5}}
+            },
+        }
+    )
+    figures = table.tokens_per_second["L4-24GB"]["lora"]
+    assert figures["8B"] == ThroughputFigure(tokens_per_second=900, source="our run")
+    assert figures["1B"] == 5
 
 
 def test_a_price_table_file_replaces_the_shipped_one(tmp_path: Path) -> None:

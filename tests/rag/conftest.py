@@ -11,7 +11,7 @@ import pytest
 
 from opsmith.config import Settings, load_settings
 from opsmith.rag.embedder import Embedder, load_embedder
-from opsmith.rag.ingest import IngestReport, ingest
+from opsmith.rag.indexing import IngestReport, ingest
 from opsmith.rag.retrieve import Retriever
 from opsmith.rag.store import QdrantStore, VectorStore, open_store
 

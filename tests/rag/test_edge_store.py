@@ -14,12 +14,11 @@ pytest.importorskip("qdrant_edge")
 
 from opsmith.config import Settings, load_settings
 from opsmith.errors import ConfigError, InvalidCollectionNameError
-from opsmith.rag.edge_store import EdgeStore
 from opsmith.rag.embedder import Embedder
-from opsmith.rag.ingest import ingest
+from opsmith.rag.indexing import ingest
 from opsmith.rag.retrieve import Retriever
 from opsmith.rag.sparse import document_vector, query_vector
-from opsmith.rag.store import QdrantStore, StoredChunk, open_store
+from opsmith.rag.store import EdgeStore, QdrantStore, StoredChunk, open_store
 
 CHUNKS = {
     "disk.md": ("Disk full", "The Postgres data volume is full. Run df -h and remove old WAL with pg_archivecleanup."),
@@ -147,7 +146,7 @@ def test_ingest_and_retrieve_through_the_edge_store(store: EdgeStore, embedder: 
     # Unchanged files are not re-embedded on a second run.
     again = ingest([corpus], settings=settings, embedder=embedder, store=store)
     assert (again.added, again.changed, again.removed) == (0, 0, 0)
-    retriever = Retriever(embedder=embedder, store=store, collection=settings.collection)  # type: ignore[arg-type]
+    retriever = Retriever(embedder=embedder, store=store, collection=settings.collection)
     assert retriever.search("redis-cli info memory", k=3)[0].chunk.source == "cache/redis-memory.md"
 
 

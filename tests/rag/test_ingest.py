@@ -15,9 +15,9 @@ import pytest
 
 from opsmith.config import Settings, load_settings
 from opsmith.errors import InputError, PathNotFoundError
-from opsmith.rag import ingest as ingest_module
+from opsmith.rag import indexing
 from opsmith.rag.embedder import Embedder, ProgressCallback
-from opsmith.rag.ingest import IngestProgress, IngestReport, ingest
+from opsmith.rag.indexing import IngestProgress, IngestReport, ingest
 from opsmith.rag.sparse import document_vector, term_id, term_ids
 from opsmith.rag.store import QdrantStore
 
@@ -133,7 +133,7 @@ def test_unchanged_files_are_not_parsed_or_embedded_again(
     def no_parsing(*args: object, **kwargs: object) -> None:
         raise AssertionError("an unchanged file was parsed")
 
-    monkeypatch.setattr(ingest_module, "load_document", no_parsing)
+    monkeypatch.setattr(indexing, "load_document", no_parsing)
     spy = _InterruptingEmbedder(embedder, fail_on=1)  # any embedding call would be a Ctrl-C
     again = _run([corpus], settings, spy, store)
 

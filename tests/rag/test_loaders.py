@@ -99,6 +99,24 @@ def test_supported_suffixes() -> None:
     assert frozenset({".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"}) == SUPPORTED_SUFFIXES
 
 
+def test_every_format_module_is_registered_once() -> None:
+    # A format is a module of the package defining FORMAT; forgetting the registry line, or two
+    # formats claiming one suffix, fails here rather than as files silently skipped.
+    import importlib
+    import pkgutil
+
+    from opsmith.rag import loaders
+
+    modules = [info.name for info in pkgutil.iter_modules(loaders.__path__) if not info.name.startswith("_")]
+    assert sorted(modules) == ["html", "markdown", "pdf", "rst", "text"]
+    formats = [importlib.import_module(f"opsmith.rag.loaders.{name}").FORMAT for name in modules]
+    assert sorted(loaders._FORMATS, key=lambda f: f.kind) == sorted(formats, key=lambda f: f.kind)
+    suffixes = [suffix for fmt in formats for suffix in fmt.suffixes]
+    assert len(suffixes) == len(set(suffixes))
+    assert all(s == s.lower() and s.startswith(".") for s in suffixes)
+    assert frozenset(suffixes) == SUPPORTED_SUFFIXES
+
+
 @pytest.mark.parametrize(
     ("name", "kind"),
     [("a.md", "md"), ("a.MARKDOWN", "md"), ("a.txt", "txt"), ("a.rst", "rst"), ("a.htm", "html"), ("a.html", "html")],

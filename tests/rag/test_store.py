@@ -22,7 +22,7 @@ from opsmith.errors import (
     InvalidCollectionNameError,
 )
 from opsmith.rag.embedder import Embedder
-from opsmith.rag.ingest import ingest
+from opsmith.rag.indexing import ingest
 from opsmith.rag.retrieve import Retriever
 from opsmith.rag.sparse import document_vector, query_vector
 from opsmith.rag.store import QdrantStore, StoredChunk, TermStats, VectorStore, open_store

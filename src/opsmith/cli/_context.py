@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opsmith.config import Settings
+    from opsmith.llm import ChatModel
     from opsmith.rag.embedder import Embedder
     from opsmith.rag.retrieve import Retriever
     from opsmith.rag.store import VectorStore
@@ -48,8 +49,7 @@ def open_retriever(settings: Settings) -> Retriever:
         raise
 
 
-def close_quietly(resource: object) -> None:
-    """Close a chat model's connection pool, if it has one (the ChatModel seam has no close)."""
-    close = getattr(resource, "close", None)
-    if callable(close):
-        close()
+def close_quietly(chat_model: ChatModel | None) -> None:
+    """Close ``chat_model``'s connections, when the command made one (offline runs make none)."""
+    if chat_model is not None:
+        chat_model.close()

@@ -62,7 +62,7 @@ def _versions() -> dict[str, str | None]:
 def collect() -> dict[str, Any]:
     """The doctor report as data."""
     from opsmith._display import mask_url
-    from opsmith.cli import missing_extra_message
+    from opsmith.cli._extras import missing_extra_message
     from opsmith.config import BUNDLED_EMBEDDER, config_path, load_settings
     from opsmith.errors import OpsmithError
 
@@ -121,7 +121,7 @@ def collect() -> dict[str, Any]:
 
 def _service(settings: Any) -> dict[str, Any]:
     """How `opsmith serve` would start with these settings (never a token or webhook URL)."""
-    from opsmith.cli import missing_extra_message
+    from opsmith.cli._extras import missing_extra_message
     from opsmith.errors import ConfigError
 
     service: dict[str, Any] = {

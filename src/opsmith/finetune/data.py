@@ -79,6 +79,7 @@ from opsmith.errors import InputError, PathNotFoundError
 __all__ = [
     "APPROX_COUNTER",
     "MIN_EXAMPLES",
+    "ROLES",
     "DataStats",
     "FixResult",
     "Format",

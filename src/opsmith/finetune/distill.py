@@ -56,11 +56,14 @@ if TYPE_CHECKING:
     from opsmith.llm._base import ChatModel
 
 __all__ = [
+    "FORMATS",
     "TEACHER_PROVIDERS",
     "DistillFailure",
     "DistillProgress",
     "DistillPrompt",
     "DistillReport",
+    "Format",
+    "ProgressHook",
     "distill",
     "failures_path",
     "load_teacher",

@@ -50,16 +50,36 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from opsmith.errors import InputError, PathNotFoundError
 
 __all__ = [
+    "ACTIVATION_FORMULA",
+    "ADAPTER_FRACTION",
+    "ADAPTER_STATE_BYTES",
+    "FULL_STATE_BYTES",
+    "GB",
+    "MEMORY_FORMULAS",
     "METHODS",
+    "OVERHEAD_GB",
+    "PRICE_TABLE",
+    "REFERENCE_SHAPES",
+    "SIZE_LABELS",
+    "THROUGHPUT_TABLE",
+    "WEIGHT_BYTES",
     "Estimate",
     "GpuSpec",
     "InferenceCost",
+    "InferencePrice",
     "Method",
     "MethodEstimate",
+    "Offering",
     "PriceTable",
+    "ThroughputFigure",
+    "ThroughputGpu",
+    "ThroughputRule",
+    "ThroughputTable",
     "TrainingCost",
     "estimate",
     "load_price_table",
@@ -110,59 +130,77 @@ SIZE_LABELS = {1e9: "1B", 3e9: "3B", 8e9: "8B", 13e9: "13B", 70e9: "70B"}
 # Tables
 
 
-@cache
-def _models() -> Any:
-    """The pydantic models for both tables (pydantic is imported only when a table is loaded)."""
-    from pydantic import BaseModel, ConfigDict, Field
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    class _Strict(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
 
-    class InferencePrice(_Strict):
-        input_per_mtok: float = Field(ge=0)
-        output_per_mtok: float = Field(ge=0)
+class InferencePrice(_Strict):
+    """What a hosted model charges to answer, in dollars per million tokens."""
 
-    class Offering(_Strict):
-        id: str = Field(min_length=1)
-        provider: str = Field(min_length=1)
-        model: str = Field(min_length=1)
-        aliases: list[str] = Field(default_factory=list)
-        methods: list[Literal["lora", "qlora", "full"]] | None = None
-        params_min_b: float | None = Field(default=None, ge=0)
-        params_max_b: float | None = Field(default=None, gt=0)
-        training_per_mtok: float | None = Field(default=None, ge=0)
-        base: InferencePrice | None = None
-        fine_tuned: InferencePrice | None = None
-        source: str = Field(min_length=1)
-        as_of: date
-        notes: str = ""
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
 
-    class PriceTableModel(_Strict):
-        table_version: str = Field(min_length=1)
-        currency: Literal["USD"] = "USD"
-        offerings: list[Offering]
 
-    class Figure(_Strict):
-        tokens_per_second: float = Field(gt=0)
-        source: str = Field(min_length=1)
+class Offering(_Strict):
+    """One row of the price table: a hosted fine-tuning offer, with its source and date.
 
-    class MethodRule(_Strict):
-        flops_per_param_token: float = Field(gt=0)
-        mfu: float = Field(gt=0, le=1)
+    A row names one model (``model``, ``aliases``) or, with ``params_min_b``/``params_max_b``,
+    prices every model in that size range (billions of parameters, the lower bound excluded).
+    ``methods`` limits the row to those methods (QLoRA is billed as LoRA); None means all.
+    """
 
-    class Gpu(_Strict):
-        memory_gb: float = Field(gt=0)
-        peak_tflops: float = Field(gt=0)
-        source: str = Field(min_length=1)
+    id: str = Field(min_length=1)
+    provider: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+    methods: list[Method] | None = None
+    params_min_b: float | None = Field(default=None, ge=0)
+    params_max_b: float | None = Field(default=None, gt=0)
+    training_per_mtok: float | None = Field(default=None, ge=0)
+    base: InferencePrice | None = None
+    fine_tuned: InferencePrice | None = None
+    source: str = Field(min_length=1)
+    as_of: date
+    notes: str = ""
 
-    class ThroughputModel(_Strict):
-        table_version: str
-        rule_of_thumb: str
-        methods: dict[Literal["lora", "qlora", "full"], MethodRule]
-        gpus: dict[str, Gpu]
-        tokens_per_second: dict[str, dict[Literal["lora", "qlora", "full"], dict[str, float | Figure]]]
 
-    return PriceTableModel, ThroughputModel
+class _PriceTableFile(_Strict):
+    table_version: str = Field(min_length=1)
+    currency: Literal["USD"] = "USD"
+    offerings: list[Offering]
+
+
+class ThroughputFigure(_Strict):
+    """A measured tokens/s figure and where it comes from."""
+
+    tokens_per_second: float = Field(gt=0)
+    source: str = Field(min_length=1)
+
+
+class ThroughputRule(_Strict):
+    """The rule of thumb for a method: FLOPs per parameter per token, and the MFU reached."""
+
+    flops_per_param_token: float = Field(gt=0)
+    mfu: float = Field(gt=0, le=1)
+
+
+class ThroughputGpu(_Strict):
+    """A GPU type: its memory and peak dense tensor TFLOP/s, with their source."""
+
+    memory_gb: float = Field(gt=0)
+    peak_tflops: float = Field(gt=0)
+    source: str = Field(min_length=1)
+
+
+class ThroughputTable(_Strict):
+    """``throughput.yaml``: tokens/s per GPU type, method and model size (``"8B"``), each a number
+    (from the rule of thumb) or a :class:`ThroughputFigure` with its own source."""
+
+    table_version: str
+    rule_of_thumb: str
+    methods: dict[Method, ThroughputRule]
+    gpus: dict[str, ThroughputGpu]
+    tokens_per_second: dict[str, dict[Method, dict[str, float | ThroughputFigure]]]
 
 
 def _read_yaml(path: Path, what: str) -> Any:
@@ -177,7 +215,7 @@ def _read_yaml(path: Path, what: str) -> Any:
         raise InputError(f"{what} {path} is not valid YAML ({detail}) — fix the file") from exc
 
 
-def _validation_message(exc: Any) -> str:
+def _validation_message(exc: ValidationError) -> str:
     parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3]]
     more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
     return "; ".join(parts) + more
@@ -189,17 +227,14 @@ class PriceTable:
 
     version: str
     path: Path
-    offerings: tuple[Any, ...]
+    offerings: tuple[Offering, ...]
 
 
 def load_price_table(path: Path | str | None = None) -> PriceTable:
     """The shipped price table, or the file at ``path`` (same shape; unknown keys are errors)."""
-    from pydantic import ValidationError
-
     source = Path(path) if path is not None else PRICE_TABLE
-    model, _ = _models()
     try:
-        table = model.model_validate(_read_yaml(source, "Price table"))
+        table = _PriceTableFile.model_validate(_read_yaml(source, "Price table"))
     except ValidationError as exc:
         raise InputError(
             f"Price table {source} is invalid: {_validation_message(exc)} — see the shipped prices.yaml for the shape"
@@ -208,10 +243,9 @@ def load_price_table(path: Path | str | None = None) -> PriceTable:
 
 
 @cache
-def load_throughput_table() -> Any:
+def load_throughput_table() -> ThroughputTable:
     """The shipped tokens/s table (``throughput.yaml``), validated."""
-    _, model = _models()
-    return model.model_validate(_read_yaml(THROUGHPUT_TABLE, "Throughput table"))
+    return ThroughputTable.model_validate(_read_yaml(THROUGHPUT_TABLE, "Throughput table"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -435,13 +469,13 @@ def _reference_shape(params: float) -> _Shape:
 # Prices
 
 
-def _matches_model(offering: Any, base_model: str) -> bool:
+def _matches_model(offering: Offering, base_model: str) -> bool:
     wanted = base_model.lower()
     names = {offering.id.lower(), offering.model.lower(), *(alias.lower() for alias in offering.aliases)}
     return wanted in names or wanted.rsplit("/", 1)[-1] in names
 
 
-def _in_range(offering: Any, params: int | None, method: Method) -> bool:
+def _in_range(offering: Offering, params: int | None, method: Method) -> bool:
     if offering.params_min_b is None and offering.params_max_b is None:
         return False
     if params is None:
@@ -453,7 +487,7 @@ def _in_range(offering: Any, params: int | None, method: Method) -> bool:
     return low < billions <= high and (offering.methods is None or billed_as in offering.methods)
 
 
-def _training_costs(offerings: list[Any], training_tokens: int) -> list[TrainingCost]:
+def _training_costs(offerings: list[Offering], training_tokens: int) -> list[TrainingCost]:
     return [
         TrainingCost(
             offering=o.id,
@@ -470,7 +504,7 @@ def _training_costs(offerings: list[Any], training_tokens: int) -> list[Training
     ]
 
 
-def _per_1k_queries(price: Any, prompt_tokens: int, output_tokens: int) -> float | None:
+def _per_1k_queries(price: InferencePrice | None, prompt_tokens: int, output_tokens: int) -> float | None:
     if price is None:
         return None
     dollars = 1000 * (prompt_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1e6

@@ -66,6 +66,7 @@ class ChatModel(Protocol):
     ``provider`` and ``model`` name it in logs and results. ``json_schema``, when given, asks
     the provider to constrain output to that schema with its native mechanism (callers still
     validate). Implementations raise :class:`opsmith.errors.ProviderError` subclasses.
+    Whoever creates a model calls :meth:`close` when done with it.
     """
 
     provider: str
@@ -87,3 +88,7 @@ class ChatModel(Protocol):
         max_tokens: int | None = None,
         temperature: float | None = None,
     ) -> Iterator[StreamEvent]: ...
+
+    def close(self) -> None:
+        """Release what the model holds, such as an HTTP connection pool (a no-op when it holds nothing)."""
+        ...

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from opsmith.config import Settings
     from opsmith.llm._base import Usage
 
-__all__ = ["CallLog"]
+__all__ = ["FILENAME", "CallLog"]
 
 FILENAME = "calls.sqlite"
 _SCHEMA_VERSION = 1

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from opsmith.config import Settings
     from opsmith.llm._base import ChatModel
 
+__all__ = ["get_chat_model"]
+
 
 def get_chat_model(settings: Settings) -> ChatModel | None:
     """Build the chat model for ``settings.provider``, or None for ``none`` (offline, extractive).

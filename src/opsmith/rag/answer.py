@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from opsmith.errors import EmptyQuestionError, ProviderError
 from opsmith.llm._base import ChatModel, ChatResponse, Message, Usage
@@ -28,6 +29,29 @@ from opsmith.llm.calllog import CallLog
 from opsmith.rag.retrieve import Retriever
 from opsmith.rag.sparse import term_ids
 from opsmith.rag.store import Hit, StoredChunk, TermStats, chunk_point_id
+
+if TYPE_CHECKING:
+    from opsmith.schemas import AskResult
+
+__all__ = [
+    "EXTRACTIVE_INTRO",
+    "FALLBACK_INTRO",
+    "NOT_FOUND_MARKER",
+    "PROMPT_ID",
+    "PROMPT_VERSION",
+    "REFUSAL",
+    "SYSTEM_PROMPT",
+    "UNCITED_REFUSAL",
+    "Answer",
+    "Citation",
+    "Passage",
+    "answer_question",
+    "build_messages",
+    "extractive_answer",
+    "parse_citations",
+    "select_passages",
+    "support",
+]
 
 #: Identify the grounded-answer prompt in the call log; bump the version when SYSTEM_PROMPT changes.
 PROMPT_ID = "rag-answer"
@@ -91,8 +115,8 @@ class Answer:
     #: False when the LLM's reply cited none of the supplied excerpts (see ``require_citations``).
     grounded: bool = True
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+    def to_dict(self) -> AskResult:
+        return cast("AskResult", asdict(self))
 
 
 def _citation(hit: Hit, number: int) -> Citation:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 from opsmith.rag.documents import Document, SourceLine
 
+__all__ = ["CHUNKER_VERSION", "Chunk", "TokenCounter", "chunk_document", "indexed_text"]
+
 TokenCounter = Callable[[str], int]
 
 #: Bump when chunk boundaries or texts change, so ingest re-chunks files it has already indexed.

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+__all__ = ["Document", "SkipFile", "SourceLine"]
+
 
 @dataclass(frozen=True)
 class SourceLine:

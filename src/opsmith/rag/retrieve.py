@@ -8,7 +8,9 @@ from opsmith.config import RetrievalMode
 from opsmith.errors import EmptyQuestionError
 from opsmith.rag.embedder import Embedder
 from opsmith.rag.sparse import query_vector
-from opsmith.rag.store import Hit, TermStats, VectorStore
+from opsmith.rag.store import Hit, TermStats, VectorStoreReader
+
+__all__ = ["Retriever"]
 
 
 @dataclass
@@ -16,7 +18,7 @@ class Retriever:
     """Holds the warm embedder and store; ``search`` is safe to call repeatedly."""
 
     embedder: Embedder
-    store: VectorStore
+    store: VectorStoreReader
     collection: str
     mode: RetrievalMode = "hybrid"
     sparse_weight: float = 1.5

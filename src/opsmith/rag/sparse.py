@@ -17,6 +17,19 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
+__all__ = [
+    "DEFAULT_AVGDL",
+    "K1",
+    "STOPWORDS",
+    "B",
+    "SparseVector",
+    "document_vector",
+    "query_vector",
+    "term_id",
+    "term_ids",
+    "tokenize",
+]
+
 K1 = 1.2
 B = 0.75
 #: Typical chunk length in BM25 tokens; stored per collection so ingest and query agree.

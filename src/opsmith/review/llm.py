@@ -29,7 +29,17 @@ if TYPE_CHECKING:
     from opsmith.config import Settings
     from opsmith.llm import ChatModel
 
-__all__ = ["TEMPLATE_ID", "LlmFinding", "LlmOutcome", "LlmReview", "llm_review", "numbered_source", "prompt_source"]
+__all__ = [
+    "MAX_PROMPT_CHARS",
+    "TEMPLATE_ID",
+    "LlmFinding",
+    "LlmOutcome",
+    "LlmReview",
+    "check_findings",
+    "llm_review",
+    "numbered_source",
+    "prompt_source",
+]
 
 TEMPLATE_ID = "terraform-review"
 #: Most characters of numbered source sent in one request; more files go in further requests.

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from opsmith.config import Settings
     from opsmith.llm import ChatModel
 
-__all__ = ["collect_files", "preview_redacted", "read_tf", "review"]
+__all__ = ["SourceFile", "collect_files", "preview_redacted", "read_tf", "review"]
 
 #: How much of a file is checked for NUL bytes to call it binary.
 _SNIFF_BYTES = 8192

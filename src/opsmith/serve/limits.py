@@ -30,7 +30,7 @@ from starlette.types import Message, Receive
 
 from opsmith.errors import RequestTimeoutError, RequestTooLargeError, ServiceBusyError, ServiceError
 
-__all__ = ["BodyGuard", "ByteBudget"]
+__all__ = ["BUSY_RETRY_AFTER", "BodyGuard", "ByteBudget"]
 
 #: How long a client refused for the budget is asked to wait: bodies in flight finish in seconds.
 BUSY_RETRY_AFTER = 5.0

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from opsmith.config import Settings
 
-__all__ = ["header_timeout_protocol", "uvicorn_config"]
+__all__ = ["KEEP_ALIVE_SECONDS", "header_timeout_protocol", "uvicorn_config"]
 
 #: Seconds an idle kept-alive connection is kept open (uvicorn's default).
 KEEP_ALIVE_SECONDS = 5

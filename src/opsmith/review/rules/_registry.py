@@ -10,7 +10,7 @@ from opsmith.review.findings import Category, Finding, Severity
 from opsmith.review.hcl import Block
 from opsmith.review.module import Module
 
-__all__ = ["RULES", "Hit", "Rule", "hit", "rule"]
+__all__ = ["RULES", "Check", "Hit", "Rule", "hit", "rule"]
 
 
 @dataclass(frozen=True)

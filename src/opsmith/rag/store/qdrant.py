@@ -1,4 +1,4 @@
-"""The ``VectorStore`` seam and its Qdrant implementation.
+"""The :class:`~opsmith.rag.store.VectorStore` on qdrant-client: embedded local mode or a Qdrant server.
 
 One code path serves both Qdrant modes: embedded local mode on disk under
 ``$OPSMITH_HOME/qdrant`` (the default; one process at a time) and a Qdrant server or
@@ -12,14 +12,10 @@ with another model is refused instead of returning nonsense.
 
 from __future__ import annotations
 
-import math
-import os
 import threading
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,224 +28,27 @@ from opsmith.config import (
     check_qdrant_url,
     read_secret,
 )
-from opsmith.errors import (
-    CollectionNotFoundError,
-    ConfigError,
-    EmbedderMismatchError,
-    IndexLockedError,
-    IndexMissingError,
-    StoreError,
-    StoreUnavailableError,
-)
+from opsmith.errors import IndexLockedError, IndexMissingError, StoreError, StoreUnavailableError
 from opsmith.rag.sparse import DEFAULT_AVGDL, SparseVector
+from opsmith.rag.store._types import (
+    DENSE,
+    SPARSE,
+    CollectionInfo,
+    FileState,
+    Hit,
+    StoredChunk,
+    TermStats,
+    checked_info,
+    collection_info,
+    count_file_states,
+    folder_identity,
+    short_error,
+)
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-DENSE = "dense"
-SPARSE = "bm25"
-_ID_NAMESPACE = uuid.UUID("6f1b7f0e-6c55-4a43-9a59-3f5d2a0c1e11")
-
-
-@dataclass
-class StoredChunk:
-    """A chunk as stored: what citations and answers are made of."""
-
-    source: str
-    heading: str
-    start_line: int
-    end_line: int
-    text: str
-    chunk_index: int
-    chunk_count: int
-    file_sha256: str
-    kind: str = "md"
-    title: str | None = None
-    root: str | None = None  # the folder ``source`` is relative to, as ingest resolved it (None: unknown)
-
-    @property
-    def indexed_text(self) -> str:
-        from opsmith.rag.chunking import indexed_text
-
-        return indexed_text(self.heading, self.text, self.title)
-
-    @property
-    def point_id(self) -> str:
-        return chunk_point_id(self.source, self.file_sha256, self.chunk_index)
-
-    def payload(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "heading": self.heading,
-            "start_line": self.start_line,
-            "end_line": self.end_line,
-            "text": self.text,
-            "chunk_index": self.chunk_index,
-            "chunk_count": self.chunk_count,
-            "file_sha256": self.file_sha256,
-            "kind": self.kind,
-            "title": self.title,
-            "root": self.root,
-        }
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> StoredChunk:
-        return cls(**{key: payload.get(key) for key in cls.__dataclass_fields__})  # type: ignore[arg-type]
-
-
-@dataclass
-class Hit:
-    """One ranked result. ``score`` is the store's ranking score in the chosen mode (RRF for
-    hybrid); ``relevance`` is the cosine similarity to the query, comparable across modes and
-    the basis of refusal."""
-
-    chunk: StoredChunk
-    score: float
-    relevance: float
-
-
-@dataclass
-class CollectionInfo:
-    name: str
-    points: int
-    embedder: str | None
-    dimension: int | None
-    avgdl: float = DEFAULT_AVGDL
-    term_stats: TermStats | None = None
-
-
-@dataclass
-class TermStats:
-    """Document frequencies of BM25 terms (by term id) over the collection's chunks.
-
-    Qdrant applies IDF inside its sparse search but does not expose it; refusal needs it to
-    weigh which question terms the retrieved passages cover (see ``rag/answer.py``)."""
-
-    chunks: int
-    df: dict[int, int]
-
-    def idf(self, term: int) -> float:
-        df = self.df.get(term, 0)
-        return math.log(1 + (self.chunks - df + 0.5) / (df + 0.5))
-
-
-@dataclass
-class FileState:
-    """What the index holds for one source: complete when every chunk of its version is present."""
-
-    file_sha256: str
-    chunk_count: int
-    present: int
-    root: str | None = None  # the folder it was ingested from (see StoredChunk.root)
-
-    @property
-    def complete(self) -> bool:
-        return self.present == self.chunk_count
-
-
-def collection_info(collection: str, points: int, meta: dict[str, Any]) -> CollectionInfo:
-    """A collection's info from its metadata (embedder, dimension, BM25 statistics), as every store keeps it."""
-    return CollectionInfo(
-        name=collection,
-        points=points,
-        embedder=meta.get("embedder"),
-        dimension=meta.get("dimension"),
-        avgdl=float(meta.get("bm25_avgdl", DEFAULT_AVGDL)),
-        term_stats=TermStats(int(meta["bm25_chunks"]), {int(k): int(v) for k, v in meta["bm25_df"].items()})
-        if "bm25_df" in meta
-        else None,
-    )
-
-
-def count_file_states(payloads: Iterable[dict[str, Any]]) -> dict[str, dict[str, FileState]]:
-    """Per source, per file version (hash): how many of its chunks the payloads show."""
-    states: dict[str, dict[str, FileState]] = {}
-    for payload in payloads:
-        versions = states.setdefault(payload["source"], {})
-        sha = payload["file_sha256"]
-        state = versions.setdefault(sha, FileState(sha, int(payload["chunk_count"]), 0, payload.get("root")))
-        state.present += 1
-    return states
-
-
-def checked_info(
-    info: CollectionInfo | None, collection: str, *, embedder: str | None = None, dimension: int | None = None
-) -> CollectionInfo:
-    """``info``, or the error a store's ``require`` raises: missing, or built with another embedder."""
-    if info is None:
-        raise CollectionNotFoundError(collection)
-    if embedder is not None and (info.embedder != embedder or (dimension and info.dimension != dimension)):
-        raise EmbedderMismatchError(collection, f"{info.embedder} ({info.dimension}d)", f"{embedder} ({dimension}d)")
-    return info
-
-
-def chunk_point_id(source: str, file_sha256: str, chunk_index: int) -> str:
-    # Deterministic ids: re-running an interrupted ingest overwrites instead of duplicating.
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{source}\x00{file_sha256}\x00{chunk_index}"))
-
-
-class VectorStore(Protocol):
-    """Where chunks and their vectors live. Implementations raise :class:`StoreError`s."""
-
-    location: str
-
-    def collections(self) -> list[CollectionInfo]: ...
-
-    def info(self, collection: str) -> CollectionInfo | None: ...
-
-    def require(
-        self, collection: str, *, embedder: str | None = None, dimension: int | None = None
-    ) -> CollectionInfo: ...
-
-    def ensure_collection(self, collection: str, *, embedder: str, dimension: int) -> CollectionInfo: ...
-
-    def upsert(
-        self,
-        collection: str,
-        chunks: Sequence[StoredChunk],
-        dense: NDArray[np.float32],
-        sparse: Sequence[SparseVector],
-    ) -> None: ...
-
-    def file_states(self, collection: str) -> dict[str, dict[str, FileState]]: ...
-
-    def delete_source(self, collection: str, source: str, *, keep_sha256: str | None = None) -> None: ...
-
-    def set_source_root(self, collection: str, source: str, root: str) -> None: ...
-
-    def query(
-        self,
-        collection: str,
-        dense: NDArray[np.float32],
-        sparse: SparseVector,
-        *,
-        mode: RetrievalMode,
-        limit: int,
-        sparse_weight: float = 1.5,
-        sources: Sequence[str] | None = None,
-    ) -> list[Hit]: ...
-
-    def chunks(self, collection: str, source: str) -> list[StoredChunk]: ...
-
-    def fetch(self, collection: str, ids: Sequence[str]) -> list[StoredChunk]: ...
-
-    def all_chunks(self, collection: str) -> Iterator[StoredChunk]: ...
-
-    def set_term_stats(self, collection: str, stats: TermStats) -> None: ...
-
-    def delete_collection(self, collection: str) -> bool: ...
-
-    def check(self) -> None:
-        """Raise the :class:`StoreError` that says why the store cannot serve now (an embedded
-        index folder deleted under the process, a server that does not answer); cheap enough
-        for a readiness probe."""
-        ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> VectorStore: ...
-
-    def __exit__(self, *exc: object) -> None: ...
+__all__ = ["QdrantStore"]
 
 
 class QdrantStore:
@@ -276,7 +75,7 @@ class QdrantStore:
             try:
                 self._client.get_collections()
             except Exception as exc:
-                raise StoreUnavailableError(settings.qdrant_url, _short(exc)) from exc
+                raise StoreUnavailableError(settings.qdrant_url, short_error(exc)) from exc
         else:
             path = settings.index_path
             path.mkdir(parents=True, exist_ok=True)
@@ -293,7 +92,7 @@ class QdrantStore:
                     _close_leaked_lock(exc)
                     raise IndexLockedError(path) from exc
                 raise StoreError(f"Cannot open the local index at {path}: {exc} — check the folder") from exc
-            self._index = (path, _identity(path))
+            self._index = (path, folder_identity(path))
 
     # Collections ---------------------------------------------------------------------------
 
@@ -363,7 +162,7 @@ class QdrantStore:
         try:
             self._client.get_collections()
         except Exception as exc:
-            raise StoreUnavailableError(self.location, _short(exc)) from exc
+            raise StoreUnavailableError(self.location, short_error(exc)) from exc
 
     # Points --------------------------------------------------------------------------------
 
@@ -483,7 +282,7 @@ class QdrantStore:
         if self._index is not None:
             path, opened = self._index
             try:
-                current = _identity(path)
+                current = folder_identity(path)
             except OSError:
                 current = None
             if current != opened:  # deleted, or deleted and made again by someone else
@@ -538,27 +337,3 @@ def _close_leaked_lock(exc: BaseException) -> None:
         if handle is not None and not handle.closed:
             handle.close()
         tb = tb.tb_next
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    status = os.stat(path)
-    return status.st_dev, status.st_ino
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:160]
-
-
-def open_store(settings: Settings) -> VectorStore:
-    """The store the settings point at: qdrant-client (embedded or ``qdrant_url``) or Qdrant Edge."""
-    if settings.vector_store == "edge":
-        if settings.qdrant_url:
-            raise ConfigError(
-                "vector_store = 'edge' runs in-process and cannot use a Qdrant server"
-                " — unset OPSMITH_QDRANT_URL, or set OPSMITH_VECTOR_STORE=qdrant"
-            )
-        from opsmith.rag.edge_store import EdgeStore  # imported here: edge_store imports this module
-
-        return EdgeStore(settings)
-    return QdrantStore(settings)

@@ -1,4 +1,4 @@
-"""A :class:`~opsmith.rag.store.VectorStore` on Qdrant Edge: Qdrant's Rust engine in-process.
+"""The :class:`~opsmith.rag.store.VectorStore` on Qdrant Edge: Qdrant's Rust engine in-process.
 
 Same data model as :class:`~opsmith.rag.store.QdrantStore` (a cosine ``dense`` vector, a
 ``bm25`` term-frequency sparse vector with Qdrant's IDF modifier, the chunk as payload, weighted
@@ -40,7 +40,7 @@ import numpy as np
 from opsmith.config import COLLECTION_NAME, RetrievalMode, Settings, check_collection_name
 from opsmith.errors import CollectionNotFoundError, IndexLockedError, IndexMissingError, StoreError
 from opsmith.rag.sparse import DEFAULT_AVGDL, SparseVector
-from opsmith.rag.store import (
+from opsmith.rag.store._types import (
     DENSE,
     SPARSE,
     CollectionInfo,
@@ -51,11 +51,15 @@ from opsmith.rag.store import (
     checked_info,
     collection_info,
     count_file_states,
+    folder_identity,
+    short_error,
 )
 
 if TYPE_CHECKING:
     import qdrant_edge as edge
     from numpy.typing import NDArray
+
+__all__ = ["RRF_K", "EdgeStore"]
 
 #: Qdrant's default RRF constant, as QdrantStore gets it from ``models.Rrf`` (Edge requires it).
 RRF_K = 2
@@ -81,7 +85,7 @@ class EdgeStore:
         except OSError as exc:
             raise StoreError(f"Cannot open the local index at {self._root}: {exc} — check the folder") from exc
         self._lock_file = _lock_folder(self._root)
-        self._identity = _identity(self._root)
+        self._identity = folder_identity(self._root)
         self._closed = False
 
     # Collections ---------------------------------------------------------------------------
@@ -282,7 +286,7 @@ class EdgeStore:
 
     def _present(self) -> bool:
         try:
-            return _identity(self._root) == self._identity
+            return folder_identity(self._root) == self._identity
         except OSError:
             return False
 
@@ -366,7 +370,7 @@ class EdgeStore:
                     self.check()
                     if "WouldBlock" in str(exc):  # another process has the shard's WAL open
                         raise IndexLockedError(self._root) from exc
-                    raise StoreError(f"Cannot open collection '{collection}' at {path}: {_short(exc)}") from exc
+                    raise StoreError(f"Cannot open collection '{collection}' at {path}: {short_error(exc)}") from exc
                 self._shards[collection] = shard
             return shard
 
@@ -377,7 +381,7 @@ class EdgeStore:
             return operation(shard)
         except Exception as exc:
             self.check()  # an engine error is often the index folder gone from under it
-            raise StoreError(f"Qdrant Edge failed on collection '{collection}': {_short(exc)}") from exc
+            raise StoreError(f"Qdrant Edge failed on collection '{collection}': {short_error(exc)}") from exc
 
     def _update(self, collection: str, operation: edge.UpdateOperation) -> None:
         # The engine writes to files it holds open, so a write into a deleted index folder would
@@ -398,17 +402,12 @@ class EdgeStore:
             shard.flush()
             shard.close()
         except Exception as exc:
-            raise StoreError(f"Cannot close collection '{collection}': {_short(exc)}") from exc
+            raise StoreError(f"Cannot close collection '{collection}': {short_error(exc)}") from exc
 
 
 def _checked(collection: str) -> str:
     # The name becomes a file name: no separators, no dot-files, nothing a shell would mangle.
     return check_collection_name(collection)
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    status = os.stat(path)
-    return status.st_dev, status.st_ino
 
 
 def _lock_folder(root: Path) -> IO[bytes]:
@@ -424,8 +423,3 @@ def _lock_folder(root: Path) -> IO[bytes]:
         handle.close()
         raise IndexLockedError(root) from exc
     return handle
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:160]

@@ -1,5 +1,8 @@
 """Incremental, resumable ingestion: files -> documents -> chunks -> vectors -> Qdrant.
 
+:func:`ingest` is the entry point, also exported as ``opsmith.rag.ingest``: the module has another
+name so that ``opsmith.rag.ingest`` is always the function.
+
 Files are compared by content hash with what the collection holds:
 
 * unchanged files are skipped without being parsed;
@@ -35,11 +38,25 @@ from opsmith.rag.documents import Document, SkipFile
 from opsmith.rag.embedder import Embedder
 from opsmith.rag.loaders import SUPPORTED_SUFFIXES, file_digest, load_document
 from opsmith.rag.sparse import document_vector, term_ids
-from opsmith.rag.store import FileState, StoredChunk, TermStats, VectorStore
+from opsmith.rag.store import FileState, StoredChunk, TermStats, VectorStore, VectorStoreReader
+
+__all__ = [
+    "FoundFile",
+    "IngestProgress",
+    "IngestReport",
+    "ProgressHook",
+    "SkippedFile",
+    "collect_term_stats",
+    "discover",
+    "ingest",
+    "ingest_recipe",
+]
 
 
 @dataclass
 class SkippedFile:
+    """A file left out of the index (or indexed with a warning), and why."""
+
     path: str
     reason: str
 
@@ -374,7 +391,9 @@ def ingest_recipe(settings: Settings, embedder: Embedder) -> bytes:
     return f"chunker-{CHUNKER_VERSION}:{cap}:{settings.chunk_overlap}:{embedder.name}\x00".encode()
 
 
-def collect_term_stats(store: VectorStore, collection: str, known: dict[str, set[int]] | None = None) -> TermStats:
+def collect_term_stats(
+    store: VectorStoreReader, collection: str, known: dict[str, set[int]] | None = None
+) -> TermStats:
     """Recount document frequencies over every stored chunk; ``known`` maps point ids to
     term sets already computed in this run, so only older chunks are tokenized again."""
     known = known or {}
