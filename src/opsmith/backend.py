@@ -1,8 +1,15 @@
-"""The warm state of a long-running opsmith process: ``opsmith serve`` and ``opsmith mcp``.
+"""The one place opsmith's flows are orchestrated, and the warm state they share.
+
+The CLI (one command, then :meth:`Backend.close`), the HTTP service and the MCP server
+(``opsmith serve`` and ``opsmith mcp``, for the process's lifetime) all call :class:`Backend`
+to search, ask, ingest, list and delete collections, open runbooks, review Terraform and
+answer Alertmanager alerts; none of them rebuilds a flow. Each skin only parses its input,
+calls one method and renders the result, which is one of the shapes in :mod:`opsmith.schemas`
+(or a library object that turns into one).
 
 :class:`Backend` loads the embedder, the vector store and the chat model once, on first use,
-and answers searches, questions, reviews and ingests with them for the process's lifetime.
-It is safe to call from many threads at once:
+so a one-shot command pays only for what it touches. It is safe to call from many threads at
+once:
 
 * loading is guarded, so concurrent first calls load each component once;
 * the ONNX Runtime session and the tokenizer are safe to share between threads;
@@ -13,9 +20,6 @@ It is safe to call from many threads at once:
 * at most ``max_concurrent_llm_calls`` calls that may use the LLM run at once: a caller takes
   an :meth:`Backend.llm_slot` first, and gets :class:`~opsmith.errors.ServiceBusyError` at once
   when none is free, rather than a worker thread that waits on a slow provider.
-
-The JSON shapes returned here are those of the CLI's ``--json`` output; the HTTP API and the
-MCP tools return them unchanged.
 """
 
 from __future__ import annotations
@@ -24,25 +28,36 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-from pydantic import Field
-from typing_extensions import TypedDict
-
-from opsmith.config import RetrievalMode, Settings
-from opsmith.errors import EmptyQuestionError, ServiceBusyError, SourceNotFoundError
+from opsmith.config import Settings
+from opsmith.errors import CollectionNotFoundError, EmptyQuestionError, ServiceBusyError, SourceNotFoundError
+from opsmith.schemas import (
+    AlertAnswer,
+    AskResponse,
+    CollectionItem,
+    CollectionsResponse,
+    SearchHit,
+    SearchResponse,
+    SourceResponse,
+    SourceSection,
+    SourcesResponse,
+)
 
 if TYPE_CHECKING:
+    from opsmith.integrations.alertmanager import Alert
     from opsmith.llm import ChatModel
     from opsmith.llm.calllog import CallLog
     from opsmith.rag.answer import Answer
     from opsmith.rag.embedder import Embedder
-    from opsmith.rag.ingest import IngestReport, ProgressHook
+    from opsmith.rag.indexing import IngestReport, ProgressHook
     from opsmith.rag.retrieve import Retriever
     from opsmith.rag.store import Hit, StoredChunk, VectorStore
     from opsmith.review import ReviewResult
 
 __all__ = [
+    "LLM_BUSY_RETRY_AFTER",
+    "RETRIEVER_TTL_SECONDS",
     "Backend",
     "CollectionJSON",
     "CollectionsResult",
@@ -51,20 +66,15 @@ __all__ = [
     "SearchResult",
     "SourceSection",
     "SourceView",
+    "ask_response",
     "search_hit",
 ]
 
-
-class SearchHit(TypedDict):
-    """One ranked chunk of a runbook."""
-
-    source: Annotated[str, Field(description="The runbook's path, relative to the folder that was ingested.")]
-    heading: Annotated[str, Field(description="Heading path of the chunk, e.g. 'Disk full > Diagnosis'.")]
-    start_line: int
-    end_line: int
-    score: Annotated[float, Field(description="Ranking score in the retrieval mode (RRF fusion for hybrid).")]
-    relevance: Annotated[float, Field(description="Cosine similarity to the query, comparable across modes.")]
-    text: str
+# The names these shapes had here before opsmith.schemas, so imports from this module keep working.
+CollectionJSON = CollectionItem
+CollectionsResult = CollectionsResponse
+SearchResult = SearchResponse
+SourceView = SourceResponse
 
 
 def search_hit(hit: Hit) -> SearchHit:
@@ -81,46 +91,9 @@ def search_hit(hit: Hit) -> SearchHit:
     }
 
 
-class SearchResult(TypedDict):
-    """The best chunks for a query, best first (``opsmith search --json``)."""
-
-    query: str
-    collection: str
-    mode: RetrievalMode
-    results: list[SearchHit]
-
-
-class CollectionJSON(TypedDict):
-    name: str
-    points: Annotated[int, Field(description="Number of chunks.")]
-    embedder: str | None
-    dimension: int | None
-
-
-class CollectionsResult(TypedDict):
-    """The collections in the store (``opsmith collections list --json``)."""
-
-    location: Annotated[str, Field(description="Local index folder or Qdrant server URL.")]
-    default_collection: Annotated[str, Field(description="The collection tools use when none is given.")]
-    collections: list[CollectionJSON]
-
-
-class SourceSection(TypedDict):
-    """One indexed chunk of a runbook, its overlap with the previous chunk removed."""
-
-    heading: str
-    start_line: Annotated[int, Field(description="First line of the chunk in the original file (1-based).")]
-    end_line: Annotated[int, Field(description="Last line of the chunk in the original file.")]
-    text: str
-
-
-class SourceView(TypedDict):
-    """A runbook as indexed: its chunks in order, for opening a citation."""
-
-    collection: str
-    source: str
-    title: str | None
-    sections: list[SourceSection]
+def ask_response(answer: Answer, collection: str) -> AskResponse:
+    """An answer as the HTTP API returns it: ``opsmith ask --json`` plus the collection."""
+    return {**answer.to_dict(), "collection": collection}
 
 
 #: How long a collection's metadata (term statistics, embedder) is reused between questions.
@@ -156,11 +129,11 @@ class LLMSlot:
 
 
 class Backend:
-    """What a server shares for its lifetime.
+    """The flows, over warm state shared for the owner's lifetime (one command, or a server's).
 
     The embedder, the store and the chat model are each built on first use and kept, so
     only the first call pays for loading them; one that fails to load is tried again on the
-    next call.
+    next call. ``with Backend(settings) as backend:`` closes it at the end.
 
     Args:
         settings: Settings for everything; ``settings.collection`` is the default collection.
@@ -258,6 +231,12 @@ class Backend:
                 self._log = CallLog.for_settings(self.settings)
             return self._log
 
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def warm_up(self) -> None:
         """Load the store and the embedder now, and run one query through the embedder."""
         self.store()
@@ -265,7 +244,8 @@ class Backend:
 
     # Runbooks ------------------------------------------------------------------------------
 
-    def search(self, query: str, *, k: int, collection: str | None = None) -> SearchResult:
+    def search(self, query: str, *, k: int, collection: str | None = None) -> SearchResponse:
+        """The ``k`` best chunks for ``query``, best first, in the settings' retrieval mode."""
         name = collection or self.collection
         hits = self._retriever(name).search(query, k=k)
         results = [search_hit(hit) for hit in hits]
@@ -287,7 +267,7 @@ class Backend:
         if not question.strip():
             raise EmptyQuestionError()
         settings = self.settings
-        # Provider settings are checked before the index is touched, as `opsmith ask` does.
+        # The provider's settings first: a missing key fails before the index is opened.
         chat_model = self.chat_model()
         return answer_question(
             question,
@@ -301,7 +281,15 @@ class Backend:
             require_citations=settings.require_citations,
         )
 
-    def collections(self) -> CollectionsResult:
+    def refusal(self, question: str) -> Answer:
+        """The refusal a question gets when there is nothing to search for (a vague alert), without searching."""
+        from opsmith.rag.answer import REFUSAL, Answer
+
+        no_time = {"retrieve": 0.0, "generate": 0.0, "total": 0.0}
+        return Answer(question, REFUSAL, True, [], self.provider, no_time, self.model)
+
+    def collections(self) -> CollectionsResponse:
+        """The collections in the store, and the one used when none is named."""
         store = self.store()
         rows = store.collections()
         return {
@@ -311,6 +299,20 @@ class Backend:
                 {"name": c.name, "points": c.points, "embedder": c.embedder, "dimension": c.dimension} for c in rows
             ],
         }
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection and everything in it; :class:`CollectionNotFoundError` when there is none."""
+        try:
+            if not self.store().delete_collection(name):
+                raise CollectionNotFoundError(name)
+        finally:
+            self._retrievers.pop(name, None)
+
+    def sources(self, collection: str) -> SourcesResponse:
+        """The runbooks indexed in a collection, with their chunk counts; the collection must exist."""
+        self.store().require(collection)
+        rows = self.runbooks(collection)
+        return {"collection": collection, "sources": [{"source": s, "chunks": n} for s, n in rows]}
 
     def runbooks(self, collection: str | None = None) -> list[tuple[str, int]]:
         """(source, chunk count) of every runbook in a collection; none when it is missing."""
@@ -335,7 +337,7 @@ class Backend:
         sections = self.runbook_view(collection, source)["sections"]
         return "\n\n".join(section["text"] for section in sections if section["text"]) + "\n"
 
-    def runbook_view(self, collection: str, source: str) -> SourceView:
+    def runbook_view(self, collection: str, source: str) -> SourceResponse:
         """One runbook as indexed, section by section with line ranges, for opening a citation."""
         chunks = self.runbook_chunks(collection, source)
         sections: list[SourceSection] = []
@@ -367,20 +369,24 @@ class Backend:
         prune: bool = True,
         progress: ProgressHook | None = None,
         within: Sequence[Path] | None = None,
+        follow_symlinks: bool = False,
     ) -> IngestReport:
-        """Bring a collection in line with ``paths`` (see :func:`opsmith.rag.ingest.ingest`)."""
-        from opsmith.rag.ingest import ingest
+        """Bring a collection in line with ``paths`` (see :func:`opsmith.rag.indexing.ingest`)."""
+        from opsmith.rag.indexing import ingest
 
         try:
+            # The store first: a locked or unreachable index fails before the model loads.
+            store = self.store()
             return ingest(
                 paths,
                 settings=self.settings,
                 embedder=self.embedder(),
-                store=self.store(),
+                store=store,
                 collection=collection or self.collection,
                 prune=prune,
                 progress=progress,
                 within=within,
+                follow_symlinks=follow_symlinks,
             )
         finally:
             # Term statistics may have changed, even in a run that failed halfway: re-read them.
@@ -388,11 +394,64 @@ class Backend:
 
     # Terraform -----------------------------------------------------------------------------
 
-    def review(self, files: Mapping[str, str]) -> ReviewResult:
+    def review(self, files: Mapping[str, str], *, use_llm: bool = True) -> ReviewResult:
+        """Review Terraform given as ``{relative path: content}`` (see :func:`opsmith.review.review_files`),
+        with the LLM too when one is configured and ``use_llm``."""
         from opsmith.review import review_files
 
-        chat_model = self.chat_model()
+        chat_model = self.chat_model() if use_llm else None
         return review_files(files, settings=self.settings, chat_model=chat_model, use_llm=chat_model is not None)
+
+    def review_paths(self, paths: Sequence[Path], *, use_llm: bool = True) -> ReviewResult:
+        """Review the Terraform under ``paths`` on disk (see :func:`opsmith.review.review`)."""
+        from opsmith.review import review
+
+        chat_model = self.chat_model() if use_llm else None
+        return review(paths, settings=self.settings, chat_model=chat_model, use_llm=chat_model is not None)
+
+    # Incidents -----------------------------------------------------------------------------
+
+    def answer_alerts(self, alerts: Sequence[Alert], *, collection: str | None = None) -> list[AlertAnswer]:
+        """Answer each firing alert from the runbooks (see :mod:`opsmith.integrations.alertmanager`).
+
+        An alert whose ``runbook_url`` matches an indexed runbook is answered from that runbook
+        first, and from all of them when it does not cover the alert; an alert that does not say
+        what is wrong (:func:`~opsmith.integrations.alertmanager.is_specific`) is refused without
+        searching, since any runbook found would be unrelated. Resolved alerts are skipped.
+
+        Raises:
+            CollectionNotFoundError: the collection is missing or holds no runbook.
+        """
+        from opsmith.integrations.alertmanager import alert_question, is_specific, match_runbook
+
+        name = collection or self.collection
+        indexed = [source for source, _ in self.runbooks(name)]
+        if not indexed:
+            raise CollectionNotFoundError(name)
+        results: list[AlertAnswer] = []
+        for alert in alerts:
+            if not alert.firing:
+                continue
+            question = alert_question(alert)
+            runbook = match_runbook(alert.runbook_url, indexed)
+            answer = None
+            if runbook is not None:
+                answer = self.ask(question, collection=name, sources=[runbook])
+                if answer.refused:  # the linked runbook does not cover it: try all of them
+                    answer = None
+            if answer is None:
+                answer = self.ask(question, collection=name) if is_specific(alert) else self.refusal(question)
+            results.append(
+                {
+                    "alertname": alert.name or "(unnamed alert)",
+                    "fingerprint": alert.fingerprint,
+                    "status": alert.status,
+                    "question": question,
+                    "runbook": runbook,
+                    "answer": ask_response(answer, name),
+                }
+            )
+        return results
 
     def close(self) -> None:
         """Close the store (releasing the local index) and the chat model's connections."""
@@ -401,9 +460,8 @@ class Backend:
                 self._store.close()
                 self._store = None
         with self._chat_lock:
-            close = getattr(self._chat_model, "close", None)
-            if callable(close):
-                close()
+            if self._chat_model is not None:
+                self._chat_model.close()
             self._chat_model, self._chat_model_ready = None, False
 
     def _retriever(self, collection: str, sources: Sequence[str] | None = None) -> Retriever:

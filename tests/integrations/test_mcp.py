@@ -30,23 +30,15 @@ from mcp.types import CallToolResult
 
 from opsmith.config import Settings, load_settings
 from opsmith.errors import CollectionNotFoundError, ProviderUnavailableError
-from opsmith.integrations.mcp_server import (
-    AskResult,
-    Backend,
-    CitationJSON,
-    CollectionsResult,
-    FindingJSON,
-    OpsmithMCPServer,
-    ReviewJSON,
-    SearchHit,
-    create_server,
-    runbook_uri,
-)
+from opsmith.integrations.mcp_server import Backend, OpsmithMCPServer, create_server, runbook_uri
 from opsmith.rag.answer import Answer, Citation
 from opsmith.rag.embedder import load_embedder
-from opsmith.rag.ingest import ingest
+from opsmith.rag.indexing import ingest
 from opsmith.rag.store import open_store
 from opsmith.review import Finding, review_files
+from opsmith.schemas import AskResult, CollectionsResponse, ReviewFindings, SearchHit
+from opsmith.schemas import Citation as CitationJSON
+from opsmith.schemas import Finding as FindingJSON
 from opsmith.testing import FakeChatModel
 
 RUNBOOKS = {
@@ -198,7 +190,7 @@ def test_output_schemas_match_the_library_json() -> None:
     assert set(CitationJSON.__annotations__) == {f.name for f in dataclasses.fields(Citation)}
     finding = Finding("security", "critical", 1, "issue", "fix", "main.tf")
     assert set(FindingJSON.__annotations__) == set(finding.to_dict())
-    assert set(ReviewJSON.__annotations__) == {"security", "cost", "correctness"}
+    assert set(ReviewFindings.__annotations__) == {"security", "cost", "correctness"}
 
 
 # Tool calls ---------------------------------------------------------------------------------------
@@ -281,7 +273,7 @@ def test_review_terraform_keeps_module_paths_and_refuses_unsafe_ones(server: Ops
 def test_list_collections(server: OpsmithMCPServer, index_home: Path) -> None:
     async def body(client: Client) -> None:
         data = _json_of(await client.call_tool("list_collections", {}))
-        assert set(data) == set(CollectionsResult.__annotations__)
+        assert set(data) == set(CollectionsResponse.__annotations__)
         assert data["default_collection"] == "runbooks"
         assert data["location"] == str(index_home / "qdrant")
         (only,) = data["collections"]
@@ -528,6 +520,7 @@ def _server_env(home: Path) -> dict[str, str]:
     return {**env, "OPSMITH_HOME": str(home), "OPSMITH_PROVIDER": "none", "HF_HUB_OFFLINE": "1"}
 
 
+@pytest.mark.slow  # starts `opsmith mcp` in a subprocess
 def test_stdio_server_end_to_end(home_copy: Path) -> None:
     """``opsmith mcp`` as an MCP client runs it: a subprocess speaking over stdin/stdout."""
     params = StdioServerParameters(
@@ -566,6 +559,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow  # starts `opsmith mcp` in a subprocess
 def test_http_server_serves_mcp_and_healthz(home_copy: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(

@@ -42,7 +42,8 @@ from opsmith.llm import Message
 from opsmith.rag.answer import FALLBACK_INTRO, REFUSAL, Answer
 from opsmith.rag.loaders import SUPPORTED_SUFFIXES
 from opsmith.review import review_files
-from opsmith.serve.app import STATIC_DIR, create_app
+from opsmith.serve.app import create_app
+from opsmith.serve.routes.ui import STATIC_DIR
 from opsmith.testing import FakeChatModel
 
 pytestmark = pytest.mark.anyio

@@ -119,6 +119,7 @@ new MutationObserver((records) => {
 """
 
 
+@pytest.mark.slow  # a served index and headless Chromium
 def test_chat_and_review_pages_in_a_real_browser(served: Served, tmp_path: Path) -> None:
     # The README's screenshots are refreshed on request only: each run differs (timings in the page).
     screenshots = DOCS_IMG if os.environ.get("OPSMITH_UPDATE_SCREENSHOTS") == "1" else tmp_path

@@ -475,6 +475,7 @@ QUESTIONS = {
 }
 
 
+@pytest.mark.slow  # ingests every example runbook in a job and asks while it runs
 async def test_questions_are_answered_while_an_ingest_job_runs(make_app: AppFactory, backend: Backend) -> None:
     app = make_app(ingest_roots=str(RUNBOOKS_DIR))
     async with api_client(app) as client:
@@ -515,7 +516,7 @@ class _SlowIngest:
         self.calls = 0
 
     def ingest(self, paths: Any, *, progress: Any, **_: Any) -> Any:
-        from opsmith.rag.ingest import IngestProgress
+        from opsmith.rag.indexing import IngestProgress
 
         self.calls += 1
         self.started.set()

@@ -5,11 +5,13 @@ compare`` walks the same file) with the user's :class:`Answers`, fills what is m
 :data:`DEFAULTS`, and prices each approach with :mod:`opsmith.advise.costs`. The result, a
 :class:`Recommendation`, holds the primary technique, further ones to combine (``also``), the
 path with a reason per step, the costs, the comparison table and the next commands.
+:func:`load_answers` reads the answers from a YAML file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from opsmith.advise._tree import (
@@ -38,10 +40,12 @@ __all__ = [
     "Step",
     "Tree",
     "cost_model",
+    "load_answers",
     "load_tree",
     "next_question",
     "questions",
     "recommend",
+    "walk",
 ]
 
 # How `opsmith compare` names the variant that measures each technique.
@@ -68,6 +72,41 @@ class Recommendation:
             "table": self.table,
             "next_commands": self.next_commands,
         }
+
+
+def load_answers(path: Path) -> Answers:
+    """Read :class:`Answers` from a YAML file of ``key: value`` (``opsmith advise --answers``).
+
+    Missing keys stay unanswered (``recommend`` gives them the defaults).
+
+    Raises:
+        PathNotFoundError: no such file.
+        InputError: not YAML, not a mapping, an unknown key or a bad value; the message names the key.
+    """
+    import yaml
+    from pydantic import ValidationError
+
+    from opsmith.errors import InputError, PathNotFoundError
+
+    if not path.is_file():
+        raise PathNotFoundError(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"Answers file {path} is not valid YAML ({' '.join(str(exc).split())}) — fix the file"
+        ) from exc
+    if not isinstance(data, dict):
+        raise InputError(f"Answers file {path} must be a mapping of key: value — see docs/advise.md")
+    try:
+        return Answers.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(Answers.model_fields)
+            raise InputError(f"Unknown key {key!r} in {path} — use one of: {known}") from exc
+        raise InputError(f"Bad value for {key!r} in {path}: {first['msg']} — see docs/advise.md") from exc
 
 
 def recommend(answers: Answers, *, tree: Tree | None = None, price_table: Any = None) -> Recommendation:

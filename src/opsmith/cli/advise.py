@@ -32,11 +32,11 @@ def advise_command(
     On a terminal, asks only the questions the decision tree needs; with --answers (or no
     terminal), unanswered keys take the defaults listed in docs/advise.md.
     """
-    from opsmith.advise import Answers, load_tree, recommend
+    from opsmith.advise import Answers, load_answers, load_tree, recommend
 
     tree = load_tree()
     if answers_file is not None:
-        answers = _read_answers(answers_file)
+        answers = load_answers(answers_file)
     elif _is_terminal() and not json_output:
         answers = _ask(tree)
     else:
@@ -50,34 +50,6 @@ def advise_command(
 
 def _is_terminal() -> bool:
     return sys.stdin.isatty()
-
-
-def _read_answers(path: Path) -> Answers:
-    import yaml
-    from pydantic import ValidationError
-
-    from opsmith.advise import Answers
-    from opsmith.errors import InputError, PathNotFoundError
-
-    if not path.is_file():
-        raise PathNotFoundError(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"Answers file {path} is not valid YAML ({' '.join(str(exc).split())}) — fix the file"
-        ) from exc
-    if not isinstance(data, dict):
-        raise InputError(f"Answers file {path} must be a mapping of key: value — see docs/advise.md")
-    try:
-        return Answers.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        if first["type"] == "extra_forbidden":
-            known = ", ".join(Answers.model_fields)
-            raise InputError(f"Unknown key {key!r} in {path} — use one of: {known}") from exc
-        raise InputError(f"Bad value for {key!r} in {path}: {first['msg']} — see docs/advise.md") from exc
 
 
 def _ask(tree: Tree) -> Answers:
@@ -145,7 +117,7 @@ def _render(rec: Recommendation) -> None:
         + (
             f"pays back after {breakeven:,} queries."
             if breakeven is not None
-            else "never pays back (the fine-tuned model is not cheaper per query)."
+            else f"no breakeven: {costs['breakeven_note']}."
         ),
         markup=False,
     )

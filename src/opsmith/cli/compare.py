@@ -12,10 +12,8 @@ from opsmith.cli._context import close_quietly, open_retriever, settings_from
 from opsmith.cli._output import err, out, print_json, progress_bar
 
 if TYPE_CHECKING:
-    from opsmith.compare import CompareResult, Variant
-    from opsmith.config import Settings
+    from opsmith.compare import CompareResult
     from opsmith.finetune.estimate import PriceTable
-    from opsmith.llm._base import ChatModel
 
 Provider = Literal["none", "anthropic", "openai", "local_hf", "fake"]
 
@@ -55,7 +53,7 @@ def compare(
     from opsmith.errors import InputError
 
     names = [n.strip() for n in variants.split(",") if n.strip()]
-    from opsmith.compare.variants import VARIANTS
+    from opsmith.compare.variants import VARIANTS, build_variants
 
     unknown = [n for n in names if n not in VARIANTS]
     if unknown or not names:
@@ -65,7 +63,7 @@ def compare(
     items = load_evalset(eval_set)
     general_items = load_evalset(general) if general else []
     settings = settings_from(collection=collection, provider=None if provider == "fake" else provider)
-    built = _variants(names, settings, provider or settings.provider, model, adapter)
+    built = build_variants(names, settings, provider=provider or settings.provider, model=model, adapter=adapter)
     retriever = None
     try:
         if any("rag" in n for n in names):
@@ -107,42 +105,6 @@ def _prices() -> PriceTable:
     from opsmith.finetune.estimate import load_price_table
 
     return load_price_table()
-
-
-def _variants(
-    names: list[str], settings: Settings, provider: str, model: str | None, adapter: Path | None
-) -> list[Variant]:
-    from opsmith.compare import Variant, demo_model
-    from opsmith.errors import ConfigError
-    from opsmith.llm.registry import get_chat_model
-
-    base: ChatModel | None
-    tuned: ChatModel | None
-    if provider == "fake":
-        base, tuned = demo_model("demo"), demo_model(f"demo-finetuned:{model or adapter}")
-    elif provider == "none":
-        raise ConfigError(
-            "compare needs a chat model — pass --provider anthropic|openai|local_hf,"
-            " or --provider fake for an offline demo"
-        )
-    elif provider == "local_hf":
-        from opsmith.llm.local_hf import LocalHFChatModel
-
-        if not (model or settings.model):
-            raise ConfigError("local_hf needs the base model — pass --model PATH (and --adapter DIR for finetuned)")
-        base_path = model or str(settings.model)
-        tokens, deadline = settings.llm_max_tokens, settings.llm_deadline
-        base = LocalHFChatModel(base_path, max_tokens=tokens, deadline=deadline)
-        tuned = LocalHFChatModel(base_path, adapter, max_tokens=tokens, deadline=deadline) if adapter else base
-    else:
-        base = get_chat_model(settings)
-        tuned = get_chat_model(settings.model_copy(update={"model": model})) if model else base
-    if base is None or tuned is None:
-        raise ConfigError("compare needs a chat model — pass --provider, or --provider fake for an offline demo")
-    return [
-        Variant(n, tuned if "finetuned" in n else base, rag=n.startswith("rag"), finetuned="finetuned" in n)
-        for n in names
-    ]
 
 
 def _render(result: CompareResult) -> None:

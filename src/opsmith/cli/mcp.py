@@ -38,6 +38,13 @@ def mcp_command(
     from opsmith.integrations.mcp_server import run_server
 
     settings = settings_from(collection=collection, qdrant_url=qdrant_url)
+    sock = None
+    if transport == "http":
+        # Bound here, as `opsmith serve` does: a busy port is one line rather than uvicorn's log of
+        # a failed start, and the server runs on this very socket.
+        from opsmith.cli.serve import _listen
+
+        sock = _listen(host, port)
     where = f"http://{host}:{port}/mcp" if transport == "http" else "stdio"
     # stderr only: over stdio, stdout carries the protocol.
     err.print(
@@ -47,6 +54,9 @@ def mcp_command(
         highlight=False,
     )
     try:
-        run_server(settings, transport=transport, host=host, port=port)
+        run_server(settings, transport=transport, host=host, port=port, sock=sock)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    finally:
+        if sock is not None:
+            sock.close()

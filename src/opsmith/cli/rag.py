@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.markup import escape
 
-from opsmith.cli._context import close_quietly, embedder_and_store, open_retriever, settings_from
+from opsmith.cli._context import settings_from
 from opsmith.cli._output import err, fail_line, out, print_json, progress_bar, warn
 
 if TYPE_CHECKING:
     from opsmith.rag.answer import Answer
-    from opsmith.rag.ingest import IngestProgress
+    from opsmith.rag.indexing import IngestProgress
 
 CollectionOpt = Annotated[
     str | None, typer.Option("--collection", "-c", help="Qdrant collection (default: settings, 'runbooks').")
@@ -59,26 +59,23 @@ def ingest(
 
     Files gone from PATHs are removed from the index; files indexed from elsewhere are kept.
     """
-    from opsmith.rag.ingest import ingest as run_ingest
+    from opsmith.backend import Backend
 
     settings = settings_from(collection=collection, qdrant_url=qdrant_url)
-    embedder, store = embedder_and_store(settings)
-    with store, progress_bar("Embedding", enabled=not json_output) as bar:
-        task = bar.add_task("Embedding chunks", total=None) if bar else None
+    with Backend(settings) as backend:
+        # Loaded before the progress bar shows: the index and the model, each failing with its own line.
+        backend.store()
+        backend.embedder()
+        with progress_bar("Embedding", enabled=not json_output) as bar:
+            task = bar.add_task("Embedding chunks", total=None) if bar else None
 
-        def on_progress(state: IngestProgress) -> None:
-            if bar is not None and task is not None:
-                bar.update(task, total=state.chunks_total or None, completed=state.chunks_done)
+            def on_progress(state: IngestProgress) -> None:
+                if bar is not None and task is not None:
+                    bar.update(task, total=state.chunks_total or None, completed=state.chunks_done)
 
-        report = run_ingest(
-            paths,
-            settings=settings,
-            embedder=embedder,
-            store=store,
-            prune=not keep_missing,
-            progress=on_progress,
-            follow_symlinks=follow_symlinks,
-        )
+            report = backend.ingest(
+                paths, prune=not keep_missing, progress=on_progress, follow_symlinks=follow_symlinks
+            )
     # Warnings go to stderr in both modes, so `--json` stdout stays one JSON document.
     for item in report.skipped:
         warn(f"skipped {item.path}: {item.reason}")
@@ -105,18 +102,15 @@ def search(
     json_output: JsonOpt = False,
 ) -> None:
     """Show the raw ranked chunks for a query, with scores."""
-    from opsmith.backend import search_hit
+    from opsmith.backend import Backend
 
     settings = settings_from(collection=collection, qdrant_url=qdrant_url, retrieval_mode=mode)
-    retriever = open_retriever(settings)
-    with retriever.store:
-        hits = retriever.search(query, k=k or settings.top_k)
-    results = [search_hit(hit) for hit in hits]
+    with Backend(settings) as backend:
+        found = backend.search(query, k=k or settings.top_k)
     if json_output:
-        print_json(
-            {"query": query, "collection": settings.collection, "mode": settings.retrieval_mode, "results": results}
-        )
+        print_json(found)
         return
+    results = found["results"]
     if not results:
         out.print("No results.")
     for rank, row in enumerate(results, start=1):
@@ -143,10 +137,8 @@ def ask(
     json_output: JsonOpt = False,
 ) -> None:
     """Answer a question from the runbooks only, with citations; refuse when they don't cover it."""
+    from opsmith.backend import Backend
     from opsmith.errors import EmptyQuestionError
-    from opsmith.llm.calllog import CallLog
-    from opsmith.llm.registry import get_chat_model
-    from opsmith.rag.answer import answer_question
 
     if not question.strip():
         raise EmptyQuestionError()
@@ -159,32 +151,11 @@ def ask(
         base_url=base_url,
         adapter=adapter,
     )
-    # Provider settings are checked before the index is opened, so a missing key fails fast.
-    chat_model = get_chat_model(settings)
-    try:
-        retriever = open_retriever(settings)
-    except BaseException:
-        close_quietly(chat_model)
-        raise
-    streaming = chat_model is not None and not json_output and out.is_terminal
-
     on_delta = _StreamPrinter()
-
-    try:
-        result = answer_question(
-            question,
-            retriever=retriever,
-            chat_model=chat_model,
-            k=k or settings.top_k,
-            refusal_threshold=settings.refusal_threshold,
-            max_tokens=settings.llm_max_tokens,
-            on_delta=on_delta if streaming else None,
-            log=CallLog.for_settings(settings) if chat_model is not None else None,
-            require_citations=settings.require_citations,
-        )
-    finally:
-        retriever.store.close()
-        close_quietly(chat_model)
+    with Backend(settings) as backend:
+        # Provider settings are checked before the index is opened, so a missing key fails fast.
+        streaming = backend.chat_model() is not None and not json_output and out.is_terminal
+        result = backend.ask(question, k=k, on_delta=on_delta if streaming else None)
     if json_output:
         print_json(result.to_dict())
     else:
@@ -250,18 +221,17 @@ collections_app = typer.Typer(help="List or delete collections.", no_args_is_hel
 @collections_app.command("list")
 def collections_list(qdrant_url: QdrantUrlOpt = None, json_output: JsonOpt = False) -> None:
     """List collections with their point counts and embedders."""
-    from opsmith.rag.store import open_store
+    from opsmith.backend import Backend
 
     settings = settings_from(qdrant_url=qdrant_url)
-    with open_store(settings) as store:
-        rows = store.collections()
-    data = [{"name": c.name, "points": c.points, "embedder": c.embedder, "dimension": c.dimension} for c in rows]
+    with Backend(settings) as backend:
+        listed = backend.collections()
     if json_output:
-        print_json({"location": store.location, "collections": data})
+        print_json(listed)
         return
-    if not data:
-        out.print(f"No collections in {store.location} — run `opsmith ingest PATH` first.", markup=False)
-    for row in data:
+    if not listed["collections"]:
+        out.print(f"No collections in {listed['location']} — run `opsmith ingest PATH` first.", markup=False)
+    for row in listed["collections"]:
         out.print(
             f"[bold]{escape(str(row['name']))}[/]  {row['points']} chunks  {escape(str(row['embedder']))}"
             f" ({row['dimension']}d)"
@@ -272,17 +242,44 @@ def collections_list(qdrant_url: QdrantUrlOpt = None, json_output: JsonOpt = Fal
 def collections_delete(
     name: Annotated[str, typer.Argument(help="Collection to delete.")],
     qdrant_url: QdrantUrlOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (for scripts).")] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Delete a collection and everything in it."""
+    """Delete a collection and everything in it (asks first; --yes in scripts)."""
+    from opsmith.backend import Backend
     from opsmith.errors import CollectionNotFoundError
-    from opsmith.rag.store import open_store
 
     settings = settings_from(qdrant_url=qdrant_url)
-    with open_store(settings) as store:
-        if not store.delete_collection(name):
+    with Backend(settings) as backend:
+        store = backend.store()
+        info = store.info(name)
+        if info is None:
             raise CollectionNotFoundError(name)
+        if not yes:
+            _confirm_delete(name, info.points, store.location)
+        backend.delete_collection(name)
     if json_output:
         print_json({"deleted": name})
     else:
         out.print(f"Deleted collection [bold]{escape(name)}[/].")
+
+
+def _stdin_is_terminal() -> bool:
+    import sys
+
+    return sys.stdin.isatty()
+
+
+def _confirm_delete(name: str, points: int, location: str) -> None:
+    """Ask on a terminal; refuse without a terminal, where nobody can answer (pass --yes)."""
+    from opsmith.errors import InputError
+
+    what = f"collection '{name}' ({points} chunks) in {location}"
+    if not _stdin_is_terminal():
+        raise InputError(f"Not deleting {what} without confirmation — pass --yes to delete it from a script")
+    from rich.prompt import Confirm
+
+    # On stderr, so that --json output stays one JSON document.
+    if not Confirm.ask(f"Delete {escape(what)}? This cannot be undone", default=False, console=err):
+        err.print("Nothing deleted.")
+        raise typer.Exit(1)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from opsmith.cli._context import close_quietly, settings_from
+from opsmith.cli._context import settings_from
 from opsmith.cli._output import err, out, print_json, warn
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def review_command(
     or a review that could not finish.
     """
     from opsmith import __version__
-    from opsmith.review import review
+    from opsmith.backend import Backend
     from opsmith.review.render import render_table
     from opsmith.review.sarif import to_sarif
 
@@ -66,16 +66,12 @@ def review_command(
         with _failures_exit_2():
             _show_redacted(paths, settings)
         return
-    chat_model = None
-    if not no_llm:
-        from opsmith.llm.registry import get_chat_model
-
-        chat_model = get_chat_model(settings)
-    try:
+    with Backend(settings) as backend:
+        if not no_llm:
+            # A provider that cannot be used fails here, with its own line and exit status.
+            backend.chat_model()
         with _failures_exit_2():
-            result = review(paths, settings=settings, chat_model=chat_model, use_llm=not no_llm)
-    finally:
-        close_quietly(chat_model)
+            result = backend.review_paths(paths, use_llm=not no_llm)
 
     # Notes go to stderr in every mode, so `--json` stdout stays one JSON document.
     for skipped in result.skipped:

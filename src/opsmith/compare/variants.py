@@ -22,6 +22,9 @@ from opsmith.compare.metrics import is_refusal
 from opsmith.llm._base import ChatModel, Message
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from opsmith.config import Settings
     from opsmith.rag.retrieve import Retriever
     from opsmith.testing import FakeChatModel
 
@@ -44,6 +47,51 @@ class Variant:
     model: ChatModel
     rag: bool
     finetuned: bool = False
+
+
+def build_variants(
+    names: list[str], settings: Settings, *, provider: str, model: str | None = None, adapter: Path | None = None
+) -> list[Variant]:
+    """The named variants (from :data:`VARIANTS`) over the models ``provider`` gives.
+
+    ``finetuned`` variants use the fine-tuned model: ``adapter`` on the ``model`` base for
+    ``local_hf``, the model id ``model`` for a hosted provider, a second demo model for ``fake``
+    (the offline demonstration, :func:`demo_model`). The others use the base model. The caller
+    closes each variant's model.
+
+    Raises:
+        ConfigError: ``provider`` is ``none``, or a model it needs is not given.
+    """
+    from opsmith.errors import ConfigError
+    from opsmith.llm.registry import get_chat_model
+
+    base: ChatModel | None
+    tuned: ChatModel | None
+    if provider == "fake":
+        base, tuned = demo_model("demo"), demo_model(f"demo-finetuned:{model or adapter}")
+    elif provider == "none":
+        raise ConfigError(
+            "compare needs a chat model — pass --provider anthropic|openai|local_hf,"
+            " or --provider fake for an offline demo"
+        )
+    elif provider == "local_hf":
+        from opsmith.llm.local_hf import LocalHFChatModel
+
+        if not (model or settings.model):
+            raise ConfigError("local_hf needs the base model — pass --model PATH (and --adapter DIR for finetuned)")
+        base_path = model or str(settings.model)
+        tokens, deadline = settings.llm_max_tokens, settings.llm_deadline
+        base = LocalHFChatModel(base_path, max_tokens=tokens, deadline=deadline)
+        tuned = LocalHFChatModel(base_path, adapter, max_tokens=tokens, deadline=deadline) if adapter else base
+    else:
+        base = get_chat_model(settings)
+        tuned = get_chat_model(settings.model_copy(update={"model": model})) if model else base
+    if base is None or tuned is None:
+        raise ConfigError("compare needs a chat model — pass --provider, or --provider fake for an offline demo")
+    return [
+        Variant(n, tuned if "finetuned" in n else base, rag=n.startswith("rag"), finetuned="finetuned" in n)
+        for n in names
+    ]
 
 
 def format_instructions(item: EvalItem) -> str | None:

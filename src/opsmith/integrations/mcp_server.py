@@ -5,9 +5,11 @@ Desktop, Cursor, ...).
 Built on :class:`mcp.server.mcpserver.MCPServer`, the high-level server of the official MCP
 Python SDK (FastMCP's successor in SDK 2.x). It derives each tool's input schema from typed
 parameters (with bounds and descriptions), validates arguments before a tool runs, publishes
-output schemas from the ``TypedDict``\\s below and runs the blocking tools on worker threads.
-The one thing it does not do for us, list resources that exist only in the index, is an
-override of :meth:`OpsmithMCPServer.list_resources`.
+output schemas from the shapes in :mod:`opsmith.schemas` (those of the CLI's ``--json`` and the
+HTTP API) and runs the blocking tools on worker threads. The one thing it does not do for us,
+list resources that exist only in the index, is an override of
+:meth:`OpsmithMCPServer.list_resources`. Each tool only calls :class:`~opsmith.backend.Backend`
+and renders what it returns.
 
 Tools (each returns JSON as structured content and as one text block):
 
@@ -42,6 +44,7 @@ the same ``OPSMITH_HOME`` get ``IndexLockedError``.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -55,13 +58,22 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
-from typing_extensions import TypedDict
 
 from opsmith import __version__
 from opsmith._display import strip_controls
-from opsmith.backend import Backend, CollectionJSON, CollectionsResult, SearchHit, SearchResult
+from opsmith.backend import Backend
 from opsmith.config import Settings
 from opsmith.errors import AuthenticationError, CollectionNotFoundError, OpsmithError, SourceNotFoundError
+from opsmith.schemas import (
+    AskResult,
+    Citation,
+    CollectionItem,
+    CollectionsResponse,
+    Finding,
+    ReviewFindings,
+    SearchHit,
+    SearchResponse,
+)
 
 if TYPE_CHECKING:
     from opsmith.serve.security import Authenticator
@@ -81,6 +93,7 @@ __all__ = [
     "ReviewJSON",
     "SearchHit",
     "SearchResult",
+    "Transport",
     "create_server",
     "run_server",
     "runbook_uri",
@@ -103,66 +116,13 @@ opsmith answers operational questions from a team's own runbooks and reviews Ter
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
-
-# Output schemas: the JSON each tool returns (the CLI's --json shapes) --------------------------
-
-
-class CitationJSON(TypedDict):
-    """A cited (or retrieved) runbook passage; ``number`` is the ``[n]`` used in the answer."""
-
-    source: str
-    heading: str
-    start_line: int
-    end_line: int
-    score: float
-    relevance: float
-    number: int
-
-
-class AskResult(TypedDict):
-    """A grounded answer or an honest refusal (``opsmith ask --json``)."""
-
-    question: str
-    answer: str
-    refused: Annotated[bool, Field(description="True when the runbooks do not cover the question.")]
-    citations: list[CitationJSON]
-    provider: Annotated[str, Field(description="'none' for the extractive (quoting) answer, else the LLM provider.")]
-    timings_ms: dict[str, float]
-    model: str | None
-    dropped_citations: Annotated[list[int], Field(description="Citation numbers the model made up (removed).")]
-    usage: dict[str, int]
-    error: Annotated[str | None, Field(description="Why the LLM call failed (the answer then quotes passages).")]
-    retrieved: list[CitationJSON]
-    support: Annotated[float, Field(description="How well the retrieved passages support an answer (0..2).")]
-    grounded: Annotated[
-        bool,
-        Field(
-            description="False when the LLM's reply cited none of the runbook excerpts: then refused"
-            " (require_citations, the default) or, with it off, an answer to flag as ungrounded. True for extractive"
-            " answers."
-        ),
-    ]
-
-
-class FindingJSON(TypedDict):
-    """One problem at one line of one file."""
-
-    severity: Literal["critical", "warning"]
-    line: int
-    issue: str
-    fix: str
-    file: Annotated[str, Field(description="The path as given in `files`.")]
-    resource: Annotated[str | None, Field(description="Block address, e.g. aws_s3_bucket.logs.")]
-    rule: Annotated[str | None, Field(description="Rule id (OPS-S003...); null for LLM findings.")]
-    source: Literal["rules", "llm"]
-
-
-class ReviewJSON(TypedDict):
-    """Findings grouped by category, sorted by file and line (``opsmith review --json``)."""
-
-    security: list[FindingJSON]
-    cost: list[FindingJSON]
-    correctness: list[FindingJSON]
+# The names the output schemas had here before opsmith.schemas, so imports from this module keep working.
+CitationJSON = Citation
+CollectionJSON = CollectionItem
+CollectionsResult = CollectionsResponse
+FindingJSON = Finding
+ReviewJSON = ReviewFindings
+SearchResult = SearchResponse
 
 
 # Tool results -------------------------------------------------------------------------------------
@@ -266,7 +226,7 @@ def create_server(settings: Settings, *, backend: Backend | None = None) -> Opsm
         collection: Annotated[
             str | None, Field(description="Collection to search; the server's default collection when omitted.")
         ] = None,
-    ) -> Annotated[CallToolResult, SearchResult]:
+    ) -> Annotated[CallToolResult, SearchResponse]:
         """Search the indexed runbooks and return the best-matching chunks, best first, each with its source
         file, heading path, line range, scores and full text. Use it to see what the runbooks say about an
         alert, service or command; use ask_runbooks for a grounded answer with citations."""
@@ -312,7 +272,7 @@ def create_server(settings: Settings, *, backend: Backend | None = None) -> Opsm
                 ),
             ),
         ],
-    ) -> Annotated[CallToolResult, ReviewJSON]:
+    ) -> Annotated[CallToolResult, ReviewFindings]:
         """Review Terraform for security, cost and correctness problems with opsmith's deterministic rules
         (offline), plus an LLM reviewer when the server has an LLM provider configured. Returns findings
         grouped as {security, cost, correctness}; each has severity (critical or warning), file, line,
@@ -329,7 +289,7 @@ def create_server(settings: Settings, *, backend: Backend | None = None) -> Opsm
         return _guarded(run)
 
     @server.tool(title="List collections", annotations=_READ_ONLY)
-    def list_collections() -> Annotated[CallToolResult, CollectionsResult]:
+    def list_collections() -> Annotated[CallToolResult, CollectionsResponse]:
         """List the runbook collections in opsmith's index, with chunk counts and embedders, and the
         collection the other tools use by default."""
         return _guarded(lambda: _result(state.collections()))
@@ -361,9 +321,18 @@ Transport = Literal["stdio", "http"]
 
 
 def run_server(
-    settings: Settings, *, transport: Transport = "stdio", host: str = "127.0.0.1", port: int = 8080
+    settings: Settings,
+    *,
+    transport: Transport = "stdio",
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve until the client disconnects (stdio) or the process is stopped (http, at ``/mcp``)."""
+    """Serve until the client disconnects (stdio) or the process is stopped (http, at ``/mcp``).
+
+    ``sock``, a socket already bound to ``host:port``, is served as is over HTTP, so a busy port
+    is found before anything loads and no other process can take the port in between.
+    """
     if transport == "http":
         app_for = _http_app_factory(settings, host)  # refuses a public bind without tokens, before loading
     server = create_server(settings)
@@ -376,7 +345,9 @@ def run_server(
             from opsmith.serve.server import uvicorn_config
 
             where = settings.model_copy(update={"serve_host": host, "serve_port": port})
-            uvicorn.Server(uvicorn_config(app_for(server), where, log_level="warning")).run()
+            uvicorn.Server(uvicorn_config(app_for(server), where, log_level="warning")).run(
+                sockets=[sock] if sock is not None else None
+            )
     finally:
         server.backend.close()
 

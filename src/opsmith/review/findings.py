@@ -15,16 +15,23 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from opsmith.schemas import Finding as FindingJSON
+    from opsmith.schemas import ReviewFindings, ReviewSummary
 
 __all__ = [
     "CATEGORIES",
     "Category",
+    "FailOn",
     "Finding",
     "LlmReport",
     "ReviewResult",
     "Severity",
     "Skipped",
+    "Source",
+    "llm_kind",
     "merge_findings",
 ]
 
@@ -52,7 +59,7 @@ class Finding:
     rule: str | None = None
     source: Source = "rules"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> FindingJSON:
         """The JSON item (the category is the key it is listed under)."""
         return {
             "severity": self.severity,
@@ -121,9 +128,27 @@ class ReviewResult:
             grouped[finding.category].append(finding)
         return grouped
 
-    def to_dict(self) -> dict[str, list[dict[str, Any]]]:
+    def to_dict(self) -> ReviewFindings:
         """Exactly ``{"security": [...], "cost": [...], "correctness": [...]}``."""
-        return {category: [f.to_dict() for f in items] for category, items in self.by_category().items()}
+        grouped = self.by_category()
+        return {
+            "security": [f.to_dict() for f in grouped["security"]],
+            "cost": [f.to_dict() for f in grouped["cost"]],
+            "correctness": [f.to_dict() for f in grouped["correctness"]],
+        }
+
+    def summary(self, fail_on: FailOn = "critical") -> ReviewSummary:
+        """Counts, the CI verdict at ``fail_on`` and what was reviewed, skipped and noted."""
+        counts = self.counts()
+        return {
+            "critical": counts["critical"],
+            "warning": counts["warning"],
+            "failed": self.exit_code(fail_on) == 1,
+            "fail_on": fail_on,
+            "files": list(self.files),
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "warnings": list(self.warnings),
+        }
 
     def counts(self) -> dict[str, int]:
         return {

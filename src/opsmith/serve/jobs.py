@@ -21,11 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from opsmith.backend import Backend
 from opsmith.errors import JobNotFoundError, OpsmithError, StoreError
-from opsmith.rag.ingest import IngestProgress, SkippedFile
+from opsmith.rag.indexing import IngestProgress, SkippedFile
+from opsmith.schemas import JobModel
 from opsmith.serve.metrics import ServiceMetrics
 
 __all__ = ["Job", "JobManager", "JobStatus"]
@@ -66,8 +67,8 @@ class Job:
     report: dict[str, Any] | None = None
     error: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> JobModel:
+        return cast("JobModel", asdict(self))
 
 
 class JobManager:

@@ -7,6 +7,8 @@ never raw paths, so a scanner probing random URLs cannot blow up the label cardi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -73,7 +75,7 @@ class ServiceMetrics:
         info = Gauge("opsmith_build_info", "Always 1; the labels say what is running.", ["version"], registry=r)
         info.labels(version=__version__).set(1)
 
-    def observe_answer(self, answer: dict[str, object]) -> None:
+    def observe_answer(self, answer: Mapping[str, object]) -> None:
         """Record the stages, outcome and tokens of one ``Answer.to_dict()``."""
         timings = answer.get("timings_ms")
         provider = str(answer.get("provider") or "none")

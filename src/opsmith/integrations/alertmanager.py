@@ -1,10 +1,11 @@
-"""Prometheus Alertmanager alerts in, runbook answers out.
+"""Prometheus Alertmanager alerts in, runbook questions out.
 
-The pure half of ``POST /v1/alerts/alertmanager``: no FastAPI, no retrieval. The app parses the
-webhook body into :class:`AlertmanagerPayload`, turns each firing :class:`Alert` into a question
-with :func:`alert_question`, narrows retrieval to the runbook its ``runbook_url`` annotation points
-at with :func:`match_runbook`, answers, and may forward the results to a Slack-compatible incoming
-webhook with :func:`slack_message` and :func:`post_webhook`.
+The receiver's library half: the webhook body as :class:`AlertmanagerPayload`, each firing
+:class:`Alert` turned into a runbook question by :func:`alert_question`, the runbook its
+``runbook_url`` annotation points at found by :func:`match_runbook`, and :func:`is_specific`,
+which says whether an alert names what is wrong at all. :meth:`opsmith.backend.Backend.answer_alerts`
+answers the alerts with these; ``POST /v1/alerts/alertmanager`` takes the notification, and
+:mod:`opsmith.integrations.webhook` may forward the answers to a Slack-compatible webhook.
 
 The payload is Alertmanager's webhook format, version 4. Unknown fields are accepted and ignored,
 because Alertmanager adds fields over releases and Grafana sends a superset of the same shape.
@@ -12,43 +13,24 @@ because Alertmanager adds fields over releases and Grafana sends a superset of t
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from opsmith.errors import OpsmithError
 
 __all__ = [
     "MAX_QUESTION_CHARS",
-    "SLACK_MAX_BLOCKS",
-    "SLACK_SECTION_LIMIT",
-    "WEBHOOK_SETTING",
     "Alert",
-    "AlertAnswer",
     "AlertmanagerPayload",
     "alert_question",
     "is_specific",
     "match_runbook",
-    "post_webhook",
-    "slack_message",
 ]
 
 #: Questions are embedded and BM25-searched; a long alert description only dilutes them.
 MAX_QUESTION_CHARS = 1000
-#: Slack rejects a section whose text is longer than this.
-SLACK_SECTION_LIMIT = 3000
-#: Slack rejects a message with more blocks than this.
-SLACK_MAX_BLOCKS = 50
-#: Named in webhook error messages as the place to fix the URL (the URL itself is a secret).
-WEBHOOK_SETTING = "OPSMITH_ALERT_WEBHOOK_ENV"
 
 #: Labels worth putting in a question, most useful first. Others (pod hashes, prometheus replica,
 #: endpoint...) add noise to the search and are left out.
@@ -380,255 +362,3 @@ def match_runbook(runbook_url: str | None, sources: Iterable[str]) -> str | None
         else:
             best.append(source)
     return best[0] if len(best) == 1 else None
-
-
-# --- Slack ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class AlertAnswer:
-    """One alert's outcome: the question asked, the runbook it matched and the answer JSON.
-
-    ``answer`` is the ``opsmith ask --json`` shape (``answer``, ``refused``, ``citations`` with
-    ``source``, ``heading``, ``start_line``, ``end_line``, ``number``, and ``error``), or ``{}``
-    when the alert was not looked up.
-    """
-
-    alertname: str
-    fingerprint: str | None
-    status: str
-    question: str
-    runbook: str | None
-    answer: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _escape(text: str) -> str:
-    """Slack's three control characters; everything else is literal in mrkdwn."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
-_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
-
-
-def _mrkdwn(markdown: str) -> str:
-    """Escape an answer's Markdown and turn its bold and headings into Slack's ``*bold*``.
-
-    Code blocks are left as they are: Slack renders ``` fences itself.
-    """
-    pieces = _escape(markdown).split("```")
-    for i in range(0, len(pieces), 2):
-        pieces[i] = _HEADING.sub(r"*\1*", _BOLD.sub(r"*\1*", pieces[i]))
-    return "```".join(pieces)
-
-
-def _fit(text: str, limit: int = SLACK_SECTION_LIMIT) -> str:
-    """Cut escaped mrkdwn to ``limit`` characters without splitting an entity or leaving a fence open."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    amp = cut.rfind("&", max(len(cut) - 5, 0))
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    if cut.count("```") % 2:
-        cut = cut[: limit - 5]
-        amp = cut.rfind("&", max(len(cut) - 5, 0))
-        if amp != -1 and ";" not in cut[amp:]:
-            cut = cut[:amp]
-        return cut + "…\n```"
-    return cut + "…"
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _fit(text or " ")}}
-
-
-def _lines(citation: dict[str, Any]) -> str:
-    start, end = citation.get("start_line"), citation.get("end_line")
-    if isinstance(start, int) and isinstance(end, int) and end != start:
-        return f" (lines {start}–{end})"
-    if isinstance(start, int):
-        return f" (line {start})"
-    return ""
-
-
-def _outcome(answer: dict[str, Any]) -> str:
-    if not answer:
-        return "not looked up"
-    if answer.get("refused"):
-        return "not in the runbooks"
-    n = len(answer.get("citations") or [])
-    return f"answered with {n} citation{'s' * (n != 1)}"
-
-
-def _alert_blocks(result: AlertAnswer) -> list[dict[str, Any]]:
-    icon = ":rotating_light:" if result.status.lower() == "firing" else ":white_check_mark:"
-    title = f"{icon} *{_escape(result.alertname or 'Unnamed alert')}* · {_escape(result.status)}"
-    if result.runbook:
-        title += f"\nRunbook: `{_escape(result.runbook)}`"
-    blocks = [_section(title)]
-
-    answer = result.answer
-    if not answer:
-        blocks.append(_section("_Not looked up in the runbooks._"))
-        return blocks
-    if answer.get("refused"):
-        blocks.append(_section("*Not in the runbooks* — no indexed runbook covers this alert."))
-    else:
-        blocks.append(_section(_mrkdwn(str(answer.get("answer") or "").strip()) or "_(empty answer)_"))
-
-    citations = [c for c in answer.get("citations") or [] if isinstance(c, dict)]
-    if citations:
-        lines = [
-            f"[{c.get('number', i)}] {_escape(str(c.get('source', '?')))}{_lines(c)}"
-            for i, c in enumerate(citations, start=1)
-        ]
-        blocks.append(_section("*Sources*\n" + "\n".join(lines)))
-    if answer.get("error"):
-        note = _clip(_one_line(str(answer["error"])), 300)
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"⚠ {_escape(note)}"}]})
-    return blocks
-
-
-def slack_message(results: Sequence[AlertAnswer], *, external_url: str | None = None) -> dict[str, Any]:
-    """A Slack-compatible incoming-webhook body for a batch of alert answers.
-
-    One header section, then per alert: its name and status (and matched runbook), the answer as
-    mrkdwn cut to Slack's 3000-character section limit (or "Not in the runbooks" when refused),
-    its citations as ``source (lines a–b)``, and any error note, with dividers between alerts.
-    ``&``, ``<`` and ``>`` are escaped as Slack requires. Alerts that would take the message past
-    Slack's 50-block limit are counted in a closing note instead.
-
-    Args:
-        results: The per-alert outcomes, in the order to show them.
-        external_url: Alertmanager's ``externalURL``; linked at the end when it is http(s).
-
-    Returns:
-        ``{"text": <plain fallback summary>, "blocks": [...]}``.
-    """
-    n = len(results)
-    summary = "; ".join(f"{r.alertname or 'Unnamed alert'} ({r.status}): {_outcome(r.answer)}" for r in results)
-    text = _fit(_escape(f"opsmith: {n} alert{'s' * (n != 1)}" + (f" — {summary}" if summary else "")))
-
-    link: dict[str, Any] | None = None
-    if external_url and urlsplit(external_url).scheme.lower() in {"http", "https"}:
-        href = _escape(external_url.replace("|", "%7C"))
-        link = {"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{href}|Open Alertmanager>"}]}
-
-    blocks: list[dict[str, Any]] = [_section(f"*opsmith runbook answers for {n} alert{'s' * (n != 1)}*")]
-    # Keep room for the "more alerts" note and the Alertmanager link.
-    budget = SLACK_MAX_BLOCKS - 1 - (link is not None)
-    shown = 0
-    for result in results:
-        alert_blocks = [{"type": "divider"}, *_alert_blocks(result)]
-        if len(blocks) + len(alert_blocks) > budget:
-            break
-        blocks.extend(alert_blocks)
-        shown += 1
-    if shown < n:
-        left = n - shown
-        blocks.append(_section(f"_…and {left} more alert{'s' * (left != 1)} not shown._"))
-    if link is not None:
-        blocks.append(link)
-    return {"text": text, "blocks": blocks}
-
-
-# --- delivery ------------------------------------------------------------------------------------
-
-#: A short error code in the response body (Slack: ``no_service``, ``invalid_payload``...).
-_ERROR_CODE = re.compile(r"[A-Za-z0-9_]{1,40}")
-_RETRY_DELAY_S = 0.5
-
-
-def _detail(response: httpx.Response, url: str) -> str:
-    try:
-        body = response.text.strip()
-    except Exception:
-        return ""
-    # Only a bare code, and never anything that is part of the (secret) URL.
-    if _ERROR_CODE.fullmatch(body) and body.lower() not in url.lower():
-        return f": {body}"
-    return ""
-
-
-_posting = threading.local()
-
-
-class _HideWebhookRequests(logging.Filter):
-    """httpx logs every request's full URL at INFO; a webhook URL is a secret."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(_posting, "active", False)
-
-
-logging.getLogger("httpx").addFilter(_HideWebhookRequests())
-
-
-def post_webhook(
-    url: str, body: dict[str, Any], *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
-) -> None:
-    """POST ``body`` as JSON to a (Slack-compatible) incoming webhook.
-
-    One attempt, plus a single retry after half a second only when the connection could not be
-    made, since then the message was certainly not delivered. HTTP errors, 5xx included, and read
-    timeouts are not retried: the receiver may already have posted the message, and a duplicate
-    page is worse than a missing one. Redirects are not followed.
-
-    Args:
-        url: The webhook URL. It is a secret: it never appears in an error message.
-        body: The JSON body, e.g. from :func:`slack_message`.
-        timeout: Seconds for each of connecting, sending and reading.
-        transport: An httpx transport to use instead of the network (tests).
-
-    Raises:
-        OpsmithError: The URL is not http(s), the receiver could not be reached or answered in
-            time, or it answered with a non-2xx status. The message names the status and the
-            setting to check, never the URL, and does not chain httpx's exception (whose text
-            may hold the URL).
-    """
-    remedy = f"check the URL in the env var named by {WEBHOOK_SETTING}"
-    try:
-        scheme = urlsplit(url).scheme.lower()
-    except (ValueError, AttributeError):
-        scheme = ""
-    if scheme not in {"http", "https"}:
-        raise OpsmithError(f"The alert webhook URL is not an http(s) URL — {remedy}")
-
-    failure: str | None = None
-    _posting.active = True
-    try:
-        with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
-            for attempt in range(2):
-                try:
-                    response = client.post(url, json=body)
-                except (httpx.ConnectError, httpx.ConnectTimeout):
-                    failure = f"Could not connect to the alert webhook — {remedy} and that the host is reachable"
-                    if attempt == 0:
-                        time.sleep(_RETRY_DELAY_S)
-                        continue
-                except httpx.TimeoutException:
-                    failure = (
-                        f"The alert webhook did not answer within {timeout:g}s"
-                        " — check that the receiving service is up, or raise the timeout"
-                    )
-                except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                    failure = f"Sending to the alert webhook failed ({type(exc).__name__}) — {remedy}"
-                else:
-                    if response.is_success:
-                        return
-                    status = f"HTTP {response.status_code}{_detail(response, url)}"
-                    if response.is_server_error:
-                        failure = (
-                            f"The alert webhook failed ({status}) — the receiving service had an error;"
-                            f" check its status, then {remedy}"
-                        )
-                    else:
-                        failure = f"The alert webhook rejected the message ({status}) — {remedy}"
-                break
-    finally:
-        _posting.active = False
-    # Raised outside the except blocks so httpx's exception (its text may hold the URL) is not chained.
-    raise OpsmithError(failure or f"Sending to the alert webhook failed — {remedy}")
