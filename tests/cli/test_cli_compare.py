@@ -31,7 +31,15 @@ def test_compare_json_end_to_end(ingested: Path, tmp_path: Path) -> None:
     assert set(data["variants"]) == {"prompt", "rag"}
     assert data["variants"]["rag"]["recall@k"] == 1.0
     assert data["comparisons"][0]["a"] == "prompt"
-    assert data["recommendation"]["primary"]
+    # The recommendation follows from what was measured: retrieval supplied the fact that the
+    # prompt-only variant lacked (a knowledge gap) on an item whose gold source must be cited.
+    assert data["diagnosis"]["counts"] == {"knowledge_gap": 1, "behaviour_gap": 0, "retrieval_miss": 0}
+    answers = data["diagnosis"]["answers"]
+    assert (answers["missing_knowledge"], answers["needs_citations"], answers["behavior_wrong"]) == (True, True, False)
+    assert data["recommendation"]["primary"] == "rag"
+    rows = {row["id"]: row["results"] for row in data["items"]}
+    assert rows["lag"]["rag"]["retrieved"][0] == "postgres-replication-lag.md"
+    assert rows["none"]["rag"]["refused"] is True  # the off-topic question found too little support
     assert (tmp_path / "r" / "scores.png").is_file()
 
 

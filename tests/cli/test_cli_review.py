@@ -160,7 +160,6 @@ def test_provider_outage_warns_and_exits_from_the_rules(
     outage = ProviderUnavailableError("fake is unreachable (503) — try again later", provider="fake", status=503)
     fake = FakeChatModel(["{}"], errors=[outage] * 10)
     monkeypatch.setattr("opsmith.llm.registry.get_chat_model", lambda settings: fake)
-    monkeypatch.setattr("opsmith.llm.structured.TRANSPORT_BACKOFF_S", 0.0)
     run = cli("review", str(EXAMPLES / "vulnerable"), "--json")
     assert run.exit_code == 1
     assert list(run.json()) == ["security", "cost", "correctness"]

@@ -1,4 +1,4 @@
-"""Structured output: schema reduction, parsing, re-asks, truncation, transport backoff, and the wire."""
+"""Structured output: schema reduction, parsing, re-asks, truncation, provider errors, and the wire."""
 
 from __future__ import annotations
 
@@ -66,17 +66,13 @@ def review_with(**changes: Any) -> str:
     return json.dumps({"security": [{**FINDING, **changes}], "cost": [], "correctness": []})
 
 
-def no_sleep(seconds: float) -> None:
-    raise AssertionError(f"unexpected sleep({seconds})")
-
-
 # --- re-asks ---------------------------------------------------------------------------------
 
 
 def test_invalid_json_then_valid_reasks_with_the_parse_error() -> None:
     fake = FakeChatModel(["{'security': oops", VALID])
 
-    result = complete_structured(fake, ASK, Review, sleep=no_sleep)
+    result = complete_structured(fake, ASK, Review)
 
     assert isinstance(result, StructuredResult)
     assert isinstance(result.value, Review)
@@ -96,7 +92,7 @@ def test_invalid_json_then_valid_reasks_with_the_parse_error() -> None:
 def test_schema_violation_is_reasked_with_the_error_path() -> None:
     fake = FakeChatModel([review_with(severity="high"), VALID])
 
-    result = complete_structured(fake, ASK, Review, sleep=no_sleep)
+    result = complete_structured(fake, ASK, Review)
 
     assert result.attempts == 2
     reask = fake.calls[1]["messages"][-1].content
@@ -108,7 +104,7 @@ def test_schema_violation_is_reasked_with_the_error_path() -> None:
 def test_the_prompt_does_not_grow_with_each_reask() -> None:
     fake = FakeChatModel(["nope", "still nope", VALID])
 
-    complete_structured(fake, ASK, Review, sleep=no_sleep)
+    complete_structured(fake, ASK, Review)
 
     third = fake.calls[2]["messages"]
     assert len(third) == len(ASK) + 2
@@ -120,7 +116,7 @@ def test_every_attempt_invalid_raises_with_attempts_last_output_errors_and_usage
     fake = FakeChatModel(outputs)
 
     with pytest.raises(StructuredOutputError) as caught:
-        complete_structured(fake, ASK, Review, sleep=no_sleep)
+        complete_structured(fake, ASK, Review)
 
     error = caught.value
     assert type(error) is StructuredOutputError
@@ -137,7 +133,7 @@ def test_every_attempt_invalid_raises_with_attempts_last_output_errors_and_usage
 def test_max_attempts_sets_the_validation_budget() -> None:
     fake = FakeChatModel(["nope"])
     with pytest.raises(StructuredOutputError) as caught:
-        complete_structured(fake, ASK, Review, max_attempts=5, sleep=no_sleep)
+        complete_structured(fake, ASK, Review, max_attempts=5)
     assert caught.value.attempts == 5
     assert len(fake.calls) == 5
     with pytest.raises(ValueError, match="max_attempts"):
@@ -172,7 +168,7 @@ def test_max_attempts_sets_the_validation_budget() -> None:
 def test_unusable_output_is_reasked(bad: str, hint: str) -> None:
     fake = FakeChatModel([bad, VALID])
 
-    result = complete_structured(fake, ASK, Review, sleep=no_sleep)
+    result = complete_structured(fake, ASK, Review)
 
     assert result.attempts == 2
     assert hint in fake.calls[1]["messages"][-1].content
@@ -194,7 +190,7 @@ def test_unusable_output_is_reasked(bad: str, hint: str) -> None:
 def test_one_cleanly_extractable_value_is_accepted_first_time(wrapped: str) -> None:
     fake = FakeChatModel([wrapped])
 
-    result = complete_structured(fake, ASK, Review, sleep=no_sleep)
+    result = complete_structured(fake, ASK, Review)
 
     assert result.attempts == 1
     assert result.value.security[0].line == 3
@@ -209,7 +205,7 @@ def test_truncated_output_raises_at_once(stop_reason: str) -> None:
     fake = FakeChatModel([VALID[:40]], stop_reason=stop_reason)
 
     with pytest.raises(TruncatedOutputError) as caught:
-        complete_structured(fake, ASK, Review, max_tokens=64, sleep=no_sleep)
+        complete_structured(fake, ASK, Review, max_tokens=64)
 
     error = caught.value
     assert isinstance(error, StructuredOutputError)
@@ -231,58 +227,42 @@ def test_truncation_after_a_reask_carries_the_total_usage() -> None:
 
     fake = Flaky(["not json", "{"])
     with pytest.raises(TruncatedOutputError) as caught:
-        complete_structured(fake, ASK, Review, sleep=no_sleep)
+        complete_structured(fake, ASK, Review)
     assert caught.value.attempts == 2
     assert caught.value.usage == Usage(20, 10)
 
 
-# --- transport errors ----------------------------------------------------------------------------
+# --- provider errors ------------------------------------------------------------------------------
 
 
-def test_transport_error_is_retried_with_backoff_on_its_own_budget() -> None:
-    sleeps: list[float] = []
-    fake = FakeChatModel([VALID], errors=[ProviderUnavailableError("down", provider="fake"), None])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProviderUnavailableError("down", provider="fake", status=503),
+        ProviderTimeoutError("slow", provider="fake"),
+        ProviderRateLimitError("busy", provider="fake", status=429),
+        ProviderAuthError("bad key — check ANTHROPIC_API_KEY", provider="fake", status=401),
+    ],
+    ids=["unavailable", "timeout", "rate-limit", "auth"],
+)
+def test_provider_errors_propagate_at_once(error: Exception) -> None:
+    # The provider has already retried what is worth retrying; a second loop here would multiply it.
+    fake = FakeChatModel([VALID], errors=[error])
 
-    # max_attempts=1: the transport retry must not use up the one validation attempt.
-    result = complete_structured(fake, ASK, Review, max_attempts=1, sleep=sleeps.append)
+    with pytest.raises(type(error)) as caught:
+        complete_structured(fake, ASK, Review, max_attempts=3)
 
-    assert result.attempts == 1
-    assert len(fake.calls) == 2
-    assert sleeps == [2.0]
-    assert result.usage == Usage(10, 5)
-
-
-@pytest.mark.parametrize("error_cls", [ProviderUnavailableError, ProviderTimeoutError, ProviderRateLimitError])
-def test_transport_budget_runs_out_with_growing_waits(error_cls: type[Exception]) -> None:
-    sleeps: list[float] = []
-    fake = FakeChatModel([VALID], errors=[error_cls("down"), error_cls("down"), error_cls("still down")])
-
-    with pytest.raises(error_cls, match="still down"):
-        complete_structured(fake, ASK, Review, max_transport_retries=2, sleep=sleeps.append)
-
-    assert len(fake.calls) == 3
-    assert sleeps == [2.0, 4.0]
-
-
-def test_transport_and_validation_budgets_are_separate() -> None:
-    sleeps: list[float] = []
-    outage = ProviderUnavailableError("down")
-    fake = FakeChatModel(["nope", VALID], errors=[outage, None, outage, None])
-
-    result = complete_structured(fake, ASK, Review, max_attempts=2, max_transport_retries=2, sleep=sleeps.append)
-
-    assert result.attempts == 2
-    assert len(fake.calls) == 4
-    assert sleeps == [2.0, 4.0]
-
-
-def test_auth_error_propagates_at_once() -> None:
-    fake = FakeChatModel([VALID], errors=[ProviderAuthError("bad key — check ANTHROPIC_API_KEY")])
-
-    with pytest.raises(ProviderAuthError):
-        complete_structured(fake, ASK, Review, sleep=no_sleep)
-
+    assert caught.value is error
     assert len(fake.calls) == 1
+
+
+def test_a_provider_error_on_a_reask_ends_the_call() -> None:
+    fake = FakeChatModel(["nope", VALID], errors=[None, ProviderUnavailableError("down", provider="fake")])
+
+    with pytest.raises(ProviderUnavailableError):
+        complete_structured(fake, ASK, Review, max_attempts=3)
+
+    assert len(fake.calls) == 2
 
 
 # --- JSON Schema outputs ----------------------------------------------------------------------------
@@ -304,7 +284,7 @@ def test_dict_schema_is_validated_against_the_original_schema() -> None:
     good = json.dumps({"title": "Replica lag on orders-db", "severity": "sev3", "next_steps": ["check lag"]})
     fake = FakeChatModel([empty_title, good])
 
-    result = complete_structured(fake, ASK, SUMMARY_SCHEMA, sleep=no_sleep)
+    result = complete_structured(fake, ASK, SUMMARY_SCHEMA)
 
     reduced, dropped = strict_schema(SUMMARY_SCHEMA)
     # minLength was not sent to the provider, yet "" was still rejected.
@@ -321,7 +301,7 @@ def test_dict_schema_checks_formats() -> None:
     schema = {"type": "object", "properties": {"ip": {"type": "string", "format": "ipv4"}}}
     fake = FakeChatModel(['{"ip": "10.0.0.300"}', '{"ip": "10.0.0.3"}'])
 
-    result = complete_structured(fake, ASK, schema, sleep=no_sleep)
+    result = complete_structured(fake, ASK, schema)
 
     assert result.attempts == 2
     assert "'10.0.0.300' is not a 'ipv4'" in fake.calls[1]["messages"][-1].content
@@ -336,7 +316,7 @@ def test_invalid_dict_schema_is_a_template_error() -> None:
 def test_model_schema_is_reduced_before_it_is_sent() -> None:
     fake = FakeChatModel([VALID])
 
-    complete_structured(fake, ASK, Review, max_tokens=300, temperature=0.0, sleep=no_sleep)
+    complete_structured(fake, ASK, Review, max_tokens=300, temperature=0.0)
 
     call = fake.calls[0]
     assert call["json_schema"] == strict_schema(Review.model_json_schema())[0]
@@ -529,15 +509,22 @@ def test_schema_hash_is_canonical() -> None:
 # --- free text -------------------------------------------------------------------------------------
 
 
-def test_complete_text_sends_no_schema_and_retries_transport_errors() -> None:
-    sleeps: list[float] = []
-    fake = FakeChatModel(["Restart the kubelet."], errors=[ProviderTimeoutError("slow")])
+def test_complete_text_sends_no_schema() -> None:
+    fake = FakeChatModel(["Restart the kubelet."])
 
-    result = complete_text(fake, ASK, sleep=sleeps.append)
+    result = complete_text(fake, ASK)
 
-    assert result.text == "Restart the kubelet."
+    assert (result.text, result.attempts) == ("Restart the kubelet.", 1)
     assert fake.calls[-1]["json_schema"] is None
-    assert sleeps == [2.0]
+
+
+def test_complete_text_does_not_retry_provider_errors() -> None:
+    fake = FakeChatModel(["Restart the kubelet."], errors=[ProviderTimeoutError("slow", provider="fake")])
+
+    with pytest.raises(ProviderTimeoutError):
+        complete_text(fake, ASK)
+
+    assert len(fake.calls) == 1
 
 
 def test_complete_text_truncation_is_an_error() -> None:

@@ -10,6 +10,11 @@ Each call has a total ``deadline`` (``OPSMITH_LLM_DEADLINE``, see :mod:`opsmith.
 on top of the per-read ``timeout``: no request waits past it, no retry starts or sleeps past
 it, and a watchdog shuts the socket under an answer still arriving when it passes. The call
 then fails with :class:`ProviderDeadlineError`.
+
+The retries here are the only ones a provider error gets in opsmith: one ``complete`` or
+``stream`` sends at most ``1 + max_retries`` requests (``OPSMITH_LLM_MAX_RETRIES``), and
+nothing above the provider (structured output, ask, review, compare, distill) retries a
+:class:`ProviderError` again; structured output re-asks only on invalid output.
 """
 
 from __future__ import annotations

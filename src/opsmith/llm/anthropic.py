@@ -13,6 +13,8 @@ from opsmith.errors import ProviderError, ProviderRateLimitError, ProviderUnavai
 from opsmith.llm._base import ChatResponse, Message, StreamEvent, Usage
 from opsmith.llm._http import HTTPChatModelBase, ProviderHTTP, as_dict, as_int
 
+__all__ = ["ANTHROPIC_VERSION", "DEFAULT_BASE_URL", "AnthropicChatModel", "normalise_stop_reason"]
+
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -39,7 +41,7 @@ class AnthropicChatModel(HTTPChatModelBase):
         base_url: API root without ``/v1``.
         timeout: Seconds per connect/read/write.
         deadline: Seconds for a whole call: connect, retries, backoff and the answer (None: no limit).
-        max_retries: Retries on transport errors, 429 and 5xx.
+        max_retries: Retries on transport errors, 429 and 5xx; the only retries a call gets.
         max_tokens: Output cap when a call gives none (the API requires one).
         transport: An ``httpx`` transport, e.g. ``httpx.MockTransport`` in tests.
         sleep: Waits between retries; tests pass a recorder.

@@ -18,6 +18,8 @@ from opsmith.errors import ProviderError
 from opsmith.llm._base import ChatResponse, Message, StreamEvent, Usage
 from opsmith.llm._http import HTTPChatModelBase, ProviderHTTP, as_dict, as_int, error_detail
 
+__all__ = ["DEFAULT_BASE_URL", "OPENAI_HOST", "OpenAIChatModel", "is_openai_host", "normalise_finish_reason"]
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_HOST = "api.openai.com"
 
@@ -46,7 +48,7 @@ class OpenAIChatModel(HTTPChatModelBase):
         base_url: Endpoint root including ``/v1``.
         timeout: Seconds per connect/read/write.
         deadline: Seconds for a whole call: connect, retries, backoff and the answer (None: no limit).
-        max_retries: Retries on transport errors, 429 and 5xx.
+        max_retries: Retries on transport errors, 429 and 5xx; the only retries a call gets.
         max_tokens: Output cap when a call gives none.
         transport: An ``httpx`` transport, e.g. ``httpx.MockTransport`` in tests.
         sleep: Waits between retries; tests pass a recorder.

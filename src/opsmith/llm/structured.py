@@ -10,14 +10,19 @@ One call to :func:`complete_structured` goes like this:
    model, or the original JSON Schema with ``jsonschema``. Bounds dropped in step 1
    (``minimum``, ``minLength``, ``pattern``, ...) are enforced here.
 3. Invalid JSON or a schema violation is sent back to the model with the errors, up to
-   ``max_attempts`` calls. Transport failures (timeouts, outages, rate limits) are retried
-   with backoff on a separate budget. A reply cut off at the token limit is its own
-   error, because asking again with the same limit would be cut off again.
+   ``max_attempts`` calls. Nothing else is re-asked. A reply cut off at the token limit is
+   its own error, because asking again with the same limit would be cut off again. A
+   provider error (timeout, outage, rate limit, auth) propagates at once: the provider
+   already retried the request (``OPSMITH_LLM_MAX_RETRIES``, see :mod:`opsmith.llm._http`),
+   and retrying here again would multiply the two budgets.
 4. The provider's deadline (``OPSMITH_LLM_DEADLINE``) bounds the whole structured call, not
-   each attempt: re-asks and transport retries share one budget counted from the first
+   each attempt: re-asks and the provider's retries share one budget counted from the first
    request (:func:`~opsmith.llm._deadline.shared_deadline`). A call that runs out of it
-   raises :class:`~opsmith.errors.ProviderDeadlineError`, which is never retried, and no
-   backoff sleeps past it.
+   raises :class:`~opsmith.errors.ProviderDeadlineError`.
+
+So against a server that always fails, one structured call sends ``1 + llm_max_retries``
+requests, as a plain call does; against one that answers, at most ``llm_max_attempts`` calls
+(each with its own transport retries), all within ``llm_deadline``.
 
 Every call and every attempt can be written to a :class:`~opsmith.llm.calllog.CallLog`.
 """
@@ -27,29 +32,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
-from opsmith.errors import (
-    ProviderDeadlineError,
-    ProviderRateLimitError,
-    ProviderTimeoutError,
-    ProviderUnavailableError,
-    StructuredOutputError,
-    TemplateError,
-    TruncatedOutputError,
-)
+from opsmith.errors import StructuredOutputError, TemplateError, TruncatedOutputError
 from opsmith.llm._base import ChatModel, ChatResponse, Message, Usage
-from opsmith.llm._deadline import shared_deadline, shared_time_left
+from opsmith.llm._deadline import shared_deadline
 
 if TYPE_CHECKING:
     from opsmith.llm.calllog import CallLog
 
 __all__ = [
+    "MAX_REASK_ERRORS",
     "StructuredResult",
     "TextResult",
     "complete_structured",
@@ -62,11 +59,6 @@ __all__ = [
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
-#: Failures worth waiting out: the request may well succeed a little later.
-TRANSPORT_ERRORS = (ProviderTimeoutError, ProviderUnavailableError, ProviderRateLimitError)
-#: First wait after a transport failure, in seconds; doubles each time, capped below.
-TRANSPORT_BACKOFF_S = 2.0
-TRANSPORT_BACKOFF_MAX_S = 30.0
 #: Validation errors quoted back to the model per re-ask; the rest are counted.
 MAX_REASK_ERRORS = 20
 
@@ -399,7 +391,7 @@ class StructuredResult(Generic[T]):
     Attributes:
         value: The validated output: a model instance, or plain JSON data for a schema dict.
         raw: The raw reply text that validated.
-        attempts: Calls that produced output, re-asks included (transport retries are not).
+        attempts: Calls that produced output, re-asks included (the provider's retries are not).
         usage: Tokens summed over all attempts.
         latency_ms: Provider time summed over all attempts.
         call_id: The call's id in the call log, when one was given.
@@ -432,12 +424,10 @@ def complete_structured(
     output: type[M],
     *,
     max_attempts: int = ...,
-    max_transport_retries: int = ...,
     max_tokens: int | None = ...,
     temperature: float | None = ...,
     log: CallLog | None = ...,
     log_context: Mapping[str, Any] | None = ...,
-    sleep: Callable[[float], None] = ...,
 ) -> StructuredResult[M]: ...
 
 
@@ -448,12 +438,10 @@ def complete_structured(
     output: Mapping[str, Any],
     *,
     max_attempts: int = ...,
-    max_transport_retries: int = ...,
     max_tokens: int | None = ...,
     temperature: float | None = ...,
     log: CallLog | None = ...,
     log_context: Mapping[str, Any] | None = ...,
-    sleep: Callable[[float], None] = ...,
 ) -> StructuredResult[Any]: ...
 
 
@@ -463,12 +451,10 @@ def complete_structured(
     output: type[BaseModel] | Mapping[str, Any],
     *,
     max_attempts: int = 3,
-    max_transport_retries: int = 2,
     max_tokens: int | None = None,
     temperature: float | None = None,
     log: CallLog | None = None,
     log_context: Mapping[str, Any] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> StructuredResult[Any]:
     """Ask ``chat_model`` for JSON matching ``output`` and return it validated.
 
@@ -478,14 +464,12 @@ def complete_structured(
         output: A pydantic model class (validated with ``model_validate``) or a JSON Schema
             dict (validated with ``jsonschema`` against the schema as given, not the reduced one).
         max_attempts: Calls allowed in total for getting valid output (first call included).
-        max_transport_retries: Extra calls allowed after timeouts, outages and rate limits,
-            waited out with exponential backoff; this budget is separate from ``max_attempts``.
+            Only invalid output uses one up; transport retries are the provider's own.
         max_tokens: Output cap per call; None means the provider's default.
         temperature: Sampling temperature; None means the provider's default.
         log: Where to record the call and each attempt.
         log_context: ``template_id`` and ``template_version`` for the log; other keys are
             stored with the call as context.
-        sleep: Waits between transport retries (tests pass a recorder).
 
     Returns:
         The validated value, the raw text, attempts, summed usage and latency, and the call id.
@@ -494,7 +478,7 @@ def complete_structured(
         TruncatedOutputError: a reply stopped at the token limit.
         StructuredOutputError: no attempt produced valid output; carries ``attempts``,
             ``last_output``, ``errors`` and total ``usage``.
-        ProviderError: auth and request errors at once; transport errors once their budget is spent.
+        ProviderError: as the provider raised it, at once (after the provider's own retries).
         ProviderDeadlineError: the whole call, re-asks included, ran past the provider's deadline.
     """
     if max_attempts < 1:
@@ -529,21 +513,13 @@ def complete_structured(
     usage = Usage()
     latency_ms = 0.0
     attempts = 0
-    transport_failures = [0]
     raw = ""
     errors: list[str] = []
     try:
         with shared_deadline():
             while attempts < max_attempts:
-                response = _complete_with_backoff(
-                    chat_model,
-                    conversation,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    json_schema=reduced,
-                    max_transport_retries=max_transport_retries,
-                    failures=transport_failures,
-                    sleep=sleep,
+                response = chat_model.complete(
+                    conversation, max_tokens=max_tokens, temperature=temperature, json_schema=reduced
                 )
                 attempts += 1
                 usage = usage + response.usage
@@ -594,14 +570,12 @@ def complete_text(
     chat_model: ChatModel,
     messages: Sequence[Message],
     *,
-    max_transport_retries: int = 2,
     max_tokens: int | None = None,
     temperature: float | None = None,
     log: CallLog | None = None,
     log_context: Mapping[str, Any] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> TextResult:
-    """One free-text call with the same transport backoff, truncation check and logging.
+    """One free-text call with the same truncation check and logging (no retries of its own).
 
     Raises:
         TruncatedOutputError: the reply stopped at the token limit (``last_output`` holds it).
@@ -609,16 +583,7 @@ def complete_text(
     """
     call_id = _start_log(chat_model, log, log_context, None)
     try:
-        response = _complete_with_backoff(
-            chat_model,
-            list(messages),
-            max_tokens=max_tokens,
-            temperature=temperature,
-            json_schema=None,
-            max_transport_retries=max_transport_retries,
-            failures=[0],
-            sleep=sleep,
-        )
+        response = chat_model.complete(list(messages), max_tokens=max_tokens, temperature=temperature)
         errors = [_truncation_error(response)] if response.truncated else []
         _log_attempt(log, call_id, 1, response, errors)
         if response.truncated:
@@ -636,40 +601,6 @@ def complete_text(
         if log is not None and call_id is not None:
             log.finish(call_id, ok=False, error=_one_line(str(exc)) or type(exc).__name__)
         raise
-
-
-def _complete_with_backoff(
-    chat_model: ChatModel,
-    messages: list[Message],
-    *,
-    max_tokens: int | None,
-    temperature: float | None,
-    json_schema: dict[str, Any] | None,
-    max_transport_retries: int,
-    failures: list[int],
-    sleep: Callable[[float], None],
-) -> ChatResponse:
-    """``chat_model.complete``, waiting out transport errors; ``failures[0]`` counts them across calls.
-
-    The calls share one deadline (the provider's, from the first call), and no wait runs past it.
-    """
-    with shared_deadline():
-        while True:
-            try:
-                return chat_model.complete(
-                    messages, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema
-                )
-            except ProviderDeadlineError:
-                raise  # the budget is spent: another call could only fail the same way
-            except TRANSPORT_ERRORS:
-                if failures[0] >= max_transport_retries:
-                    raise
-                delay = min(TRANSPORT_BACKOFF_MAX_S, TRANSPORT_BACKOFF_S * 2.0 ** failures[0])
-                left = shared_time_left()
-                if left is not None and delay >= left:
-                    raise  # waiting would use up the deadline
-                failures[0] += 1
-                sleep(delay)
 
 
 def _start_log(
