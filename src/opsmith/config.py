@@ -130,9 +130,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Most seconds one LLM call may take in all: connect, retries, backoff and the whole answer.",
     )
-    llm_max_retries: int = Field(3, ge=0, description="Retries on transport errors, 429 and 5xx.")
+    llm_max_retries: int = Field(
+        3, ge=0, description="Retries of one provider request on transport errors, 429 and 5xx (the only retries)."
+    )
     llm_max_attempts: int = Field(
-        3, ge=1, description="Calls allowed to get schema-valid structured output (re-asks included)."
+        3, ge=1, description="Calls allowed to get schema-valid structured output (re-asks on invalid output only)."
     )
     llm_max_tokens: int = Field(1024, gt=0, description="Most tokens an LLM answer may use.")
     adapter: Path | None = Field(None, description="LoRA adapter folder for the local_hf provider.")

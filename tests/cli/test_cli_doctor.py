@@ -155,6 +155,8 @@ def test_doctor_masks_passwords_inside_url_settings(
 def test_doctor_says_when_the_embedder_is_not_on_disk(
     monkeypatch: pytest.MonkeyPatch, cli_ok: Callable[..., Run], tmp_path: Path
 ) -> None:
+    # Without it, the error names the extra instead (tests/rag/test_embedder.py checks that).
+    pytest.importorskip("sentence_transformers", reason="needs the sentence-transformers extra (torch)")
     monkeypatch.setenv("OPSMITH_EMBEDDER", "does-not-exist/model")
     embedder = cli_ok("doctor", "--json").json()["embedder"]
     assert embedder["error"].startswith("Unknown embedder 'does-not-exist/model'")

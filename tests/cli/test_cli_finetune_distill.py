@@ -152,6 +152,7 @@ def test_distill_without_a_key_is_one_error_line(
 @pytest.fixture(scope="module")
 def tiny_with_adapter(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny Llama with room for the RAG prompt, and a LoRA adapter for it."""
+    pytest.importorskip("torch", reason="needs the train extra (torch)")
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

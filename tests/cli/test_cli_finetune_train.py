@@ -20,6 +20,7 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch", reason="needs the train extra (torch)")
     texts = [f"{row['instruction']} {row['input']} {row['output']}" for row in ROWS]
     return build_tiny_llama(tmp_path_factory.mktemp("cli-tiny") / "model", texts=texts)
 
@@ -47,6 +48,7 @@ def _write_config(folder: Path, tiny_model: Path, rows: list[dict[str, str]] = R
     return path
 
 
+@pytest.mark.slow  # trains the tiny model
 def test_train_json_writes_the_adapter_and_report(cli_ok: Callable[..., Run], tiny_model: Path, tmp_path: Path) -> None:
     config = _write_config(tmp_path, tiny_model)
     report = cli_ok("finetune", "train", "--config", str(config), "--json").json()
@@ -63,6 +65,7 @@ def test_train_json_writes_the_adapter_and_report(cli_ok: Callable[..., Run], ti
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow  # trains the tiny model
 def test_train_prints_a_summary_and_warns_about_dropped_rows(
     cli_ok: Callable[..., Run], tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -125,6 +128,7 @@ def test_export_axolotl_writes_the_yaml(cli_ok: Callable[..., Run], tiny_model: 
     assert as_json["output"] == str(target)
 
 
+@pytest.mark.slow  # trains the tiny model
 def test_merge_after_train(
     cli_ok: Callable[..., Run], cli_main: Callable[..., Run], tiny_model: Path, tmp_path: Path
 ) -> None:

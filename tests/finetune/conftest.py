@@ -79,6 +79,7 @@ def _corpus() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Llama (tokenizer with a chat template, pad != eos) in a session temp folder."""
+    pytest.importorskip("torch", reason="needs the train extra (torch)")
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-model") / "model", texts=_corpus())
 
 

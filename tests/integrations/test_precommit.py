@@ -29,6 +29,8 @@ import pytest
 import yaml
 
 pytest.importorskip("pre_commit")
+# Every test runs the real pre-commit, which builds the hook's virtualenv once for the module.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 #: What `pip install .` of the hook source needs.

