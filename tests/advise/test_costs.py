@@ -31,6 +31,7 @@ def test_monthly_costs_training_and_breakeven_match_the_hand_computation() -> No
     # 1,000 examples × 1,200 tokens = 1.2M tokens × $1.50 = $1.80, saving 3,240 µ$ a query → 555.6 → 556.
     assert costs.training_usd == 1.8
     assert costs.breakeven_queries == 556
+    assert costs.breakeven_note is None
     assert costs.assumptions["training_tokens"] == 1_200_000
 
 
@@ -38,12 +39,14 @@ def test_breakeven_is_none_when_the_fine_tuned_model_is_not_cheaper() -> None:
     costs = cost_model({**NUMBERS, "current_model": "gpt-4.1-nano", "candidate_small_model": "gpt-4.1"})
     assert costs.monthly["fine-tune"] > costs.monthly["prompt"]
     assert costs.breakeven_queries is None
+    assert costs.breakeven_note == "the fine-tuned model is not cheaper per query, so training never pays back"
 
 
 def test_breakeven_is_none_without_a_training_price() -> None:
     costs = cost_model({**NUMBERS, "candidate_small_model": "fireworks/serverless-up-to-4b"})
     assert costs.training_usd is None
     assert costs.breakeven_queries is None
+    assert costs.breakeven_note == "the price table has no training price for fireworks/serverless-up-to-4b"
     assert costs.monthly["fine-tune"] == pytest.approx(30_000 * (1000 * 0.1 + 200 * 0.1) / 1e6)
 
 
@@ -69,3 +72,9 @@ def test_no_labelled_examples_means_no_breakeven() -> None:
     values = {**DEFAULTS, "labeled_examples": 0}
     model = cost_model(values, load_price_table())
     assert model.breakeven_queries is None
+    # The fine-tuned model IS cheaper per query: the reason is the missing examples, and it says so.
+    assert model.per_query["fine-tune"] < model.per_query["prompt"]
+    assert (
+        model.breakeven_note == "labeled_examples is 0, so there is no training run to pay back (set it to price one)"
+    )
+    assert model.to_dict()["breakeven_note"] == model.breakeven_note

@@ -127,8 +127,41 @@ def _broken(tmp_path: Path, change: Any) -> Path:
         (lambda d: d["nodes"]["behavior"].update(key="vibes"), "'vibes' is not an answers key"),
         (lambda d: d["nodes"]["speed"]["when_no"].update(next="incapable"), "loops back"),
         (lambda d: d["nodes"]["corpus_fits"].pop("gate"), "needs a gate"),
+        (
+            lambda d: d["nodes"]["corpus_fits"]["when_no"]["also_because"].update(corpus_tokens="big"),
+            "also_because key 'corpus_tokens' is not a yes/no answers key",
+        ),
     ],
 )
 def test_a_broken_tree_is_an_input_error(tmp_path: Path, change: Any, fragment: str) -> None:
     with pytest.raises(InputError, match=fragment):
         load_tree(_broken(tmp_path, change))
+
+
+def _rag_reason(answers: dict[str, Any]) -> str:
+    rec = recommend(Answers(**answers))
+    assert rec.primary == "rag"
+    return next(step.reason for step in rec.path if "RAG" in step.reason)
+
+
+def test_a_rag_reason_names_every_answer_that_argues_for_rag() -> None:
+    """A large corpus is reason enough, but "changes weekly" and "needs citations" are the user's too."""
+    plain = _rag_reason({**KNOW, **BIG})
+    assert plain == "The corpus is too large for one prompt — retrieve the relevant passages (RAG)."
+    both = _rag_reason({**KNOW, **BIG, "knowledge_changes_often": True, "needs_citations": True})
+    assert both.startswith(plain)
+    assert "changes often" in both
+    assert "citations" in both
+    assert "citations" not in _rag_reason({**KNOW, **BIG, "knowledge_changes_often": True})
+    fits = _rag_reason({**KNOW, **SMALL, "knowledge_changes_often": True, "needs_citations": True})
+    assert "changes often" in fits
+    assert "citations" in fits  # the citations node is not reached on this path, so the reason says it
+
+
+def test_the_rag_example_states_every_reason_its_answers_give() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "advise" / "rag.yaml"
+    answers = yaml.safe_load(example.read_text(encoding="utf-8"))
+    reason = _rag_reason(answers)
+    assert "too large" in reason
+    assert "changes often" in reason  # the example's "runbooks that change weekly"
+    assert "citations" in reason

@@ -43,6 +43,17 @@ def test_table_output_shows_path_table_costs_and_commands(cli_ok: Callable[..., 
     assert "opsmith ingest runbooks/" in text
 
 
+def test_table_output_gives_the_real_reason_there_is_no_breakeven(cli_ok: Callable[..., Run]) -> None:
+    """rag.yaml sets no labeled_examples: the fine-tuned model is cheaper, there is just nothing to train."""
+    data = cli_ok("advise", "--answers", str(EXAMPLES / "rag.yaml"), "--json").json()
+    assert data["costs"]["fine-tune"] < data["costs"]["prompt"]
+    assert data["costs"]["breakeven_queries"] is None
+    text = " ".join(cli_ok("advise", "--answers", str(EXAMPLES / "rag.yaml")).stdout.split())
+    assert "not cheaper" not in text
+    assert "no breakeven: labeled_examples is 0, so there is no training run to pay back" in text
+    assert "It also changes often" in text  # the example's "change weekly" is part of the reason
+
+
 def test_unknown_key_is_one_error_line(cli_main: Callable[..., Run], tmp_path: Path) -> None:
     answers = tmp_path / "answers.yaml"
     answers.write_text("missing_knowlege: true\n")

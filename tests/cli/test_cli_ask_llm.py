@@ -232,6 +232,7 @@ def test_server_error_keeps_citations_and_fails(
     assert "pg_last_xact_replay_timestamp" in data["answer"]
 
 
+@pytest.mark.slow  # fresh console-script processes
 def test_rejected_key_names_the_env_var_and_never_prints_it(
     ingested: Path,
     llm_server: FakeLLMServer,

@@ -227,6 +227,7 @@ def test_an_error_leaves_the_index_usable_in_the_same_process(
 # Bad files: skipped or warned, counted, and stdout stays pure JSON -----------------------
 
 
+@pytest.mark.slow  # fresh console-script processes
 def test_binary_and_non_utf8_files_are_reported_on_stderr(runbooks: Path, opsmith_script: Callable[..., Run]) -> None:
     (runbooks / "dump.md").write_bytes(b"\x00\x01\x02binary\x00" * 50)
     (runbooks / "legacy.txt").write_bytes("Caf\xe9 r\xe9seau: restart the proxy.\n".encode("latin-1"))
@@ -245,6 +246,7 @@ def test_binary_and_non_utf8_files_are_reported_on_stderr(runbooks: Path, opsmit
 # The real console script: what a user at a shell sees ---------------------------------------
 
 
+@pytest.mark.slow  # several fresh console-script processes
 def test_script_errors_are_one_line_even_on_a_narrow_terminal(
     tmp_path: Path, opsmith_script: Callable[..., Run]
 ) -> None:
@@ -262,6 +264,7 @@ def test_script_errors_are_one_line_even_on_a_narrow_terminal(
         assert len(line) > 60
 
 
+@pytest.mark.slow  # several fresh console-script processes
 def test_script_json_is_pure_on_stdout(runbooks: Path, opsmith_script: Callable[..., Run]) -> None:
     ingest = opsmith_script("ingest", str(runbooks), "--json")
     assert json.loads(ingest.stdout)["added"] == len(RUNBOOKS)

@@ -152,3 +152,45 @@ def test_eval_plot_and_suggested_threshold(ingested: Path, tmp_path: Path, cli_o
     supports = {q["id"]: q["support"] for q in data["questions"]}
     assert supports["bread"] < data["refusal_threshold"] <= min(v for k, v in supports.items() if k != "bread")
     assert data["suggested_refusal_threshold"] is not None
+
+
+def test_eval_warns_when_no_gold_path_is_in_the_collection(
+    runbooks: Path, tmp_path: Path, cli_ok: Callable[..., Run]
+) -> None:
+    """The corpus's parent folder ingested: every source carries a prefix, and recall reads 0."""
+    cli_ok("ingest", str(runbooks.parent), "--collection", "prefixed", "--json")
+    questions = write_questions(tmp_path / "questions.jsonl", QUESTIONS)
+
+    run = cli_ok("eval", "retrieval", str(questions), "--collection", "prefixed")
+
+    assert "recall@5" in run.stdout
+    warning = " ".join(run.stderr.split())
+    assert warning.startswith("warning: No gold source of this question set is in collection 'prefixed'")
+    assert "gold paths look like 'certs/tls-expiry.md'" in warning
+    assert "'runbooks/certs/tls-expiry.md' is indexed" in warning
+    data = cli_ok("eval", "retrieval", str(questions), "--collection", "prefixed", "--json").json()
+    assert data["recall@5"] == 0.0
+    assert len(data["warnings"]) == 1
+    assert data["warnings"][0].startswith("No gold source")
+
+
+def test_eval_has_no_warning_when_the_gold_paths_are_indexed(
+    ingested: Path, tmp_path: Path, cli_ok: Callable[..., Run]
+) -> None:
+    questions = write_questions(tmp_path / "questions.jsonl", QUESTIONS)
+    run = cli_ok("eval", "retrieval", str(questions), "--json")
+    assert run.json()["warnings"] == []
+    assert "warning" not in run.stderr
+
+
+def test_eval_without_its_kind_suggests_eval_retrieval(
+    cli: Callable[..., Run], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_questions(tmp_path / "questions.jsonl", QUESTIONS)
+    run = cli("eval", "questions.jsonl")
+    assert run.exit_code == 2
+    message = " ".join(run.stderr.replace("│", " ").split())  # typer draws usage errors in a box
+    assert "No such command 'questions.jsonl'. Did you mean `opsmith eval retrieval questions.jsonl`?" in message
+    typo = cli("eval", "retreival", "questions.jsonl")
+    assert "Did you mean 'retrieval'?" in typo.stderr  # a misspelt kind keeps typer's own suggestion

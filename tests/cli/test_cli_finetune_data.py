@@ -86,12 +86,14 @@ def test_validate_fix_writes_a_clean_copy(cli: Callable[..., Run], bad_file: Pat
     before = bad_file.read_bytes()
     out = tmp_path / "fixed.jsonl"
     run = cli("finetune", "validate", str(bad_file), "--fix", str(out), "--json")
-    assert run.exit_code == 1  # the input still has errors
+    assert run.exit_code == 0  # the input has errors, but the file written to train on has none
+    assert run.json()["ok"] is False  # the report is still the input's
     assert run.json()["fix"] == {
         "path": str(out),
         "kept": 2,
         "dropped": {"invalid_json": 1, "missing_field": 1, "duplicate": 1},
         "repaired": {},
+        "clean": True,
     }
     assert out.read_text() == json.dumps(GOOD) + "\n" + json.dumps(OTHER) + "\n"
     assert bad_file.read_bytes() == before
@@ -129,13 +131,14 @@ def test_validate_fix_repairs_a_lone_surrogate_and_drops_deep_nesting(
 ) -> None:
     out = tmp_path / "fixed.jsonl"
     run = cli_main("finetune", "validate", str(broken_text_file), "--fix", str(out), *json_flag)
-    assert run.exit_code == 1
+    assert run.exit_code == 0  # the written file validates with no errors
     assert "Traceback" not in run.stdout + run.stderr
     if json_flag:
         fix = run.json()["fix"]
         assert (fix["kept"], fix["dropped"], fix["repaired"]) == (3, {"invalid_json": 1}, {"lone_surrogate": 1})
     else:
         assert "dropped 1 (invalid_json 1); repaired 1 (lone_surrogate 1, lone surrogates removed)" in run.stdout
+        assert "It validates with no errors." in run.stdout
     rows = [json.loads(line) for line in out.read_bytes().decode("utf-8").splitlines()]  # valid UTF-8
     assert rows == [
         GOOD,
@@ -143,6 +146,22 @@ def test_validate_fix_repairs_a_lone_surrogate_and_drops_deep_nesting(
         OTHER,
     ]
     assert cli_main("finetune", "validate", str(out), "--json").exit_code == 0
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_validate_fix_exits_1_when_no_row_is_left(
+    cli_main: Callable[..., Run], tmp_path: Path, json_flag: list[str]
+) -> None:
+    data = tmp_path / "all-bad.jsonl"
+    data.write_text("{not json\n" + json.dumps({"instruction": "x"}) + "\n")
+    out = tmp_path / "fixed.jsonl"
+    run = cli_main("finetune", "validate", str(data), "--fix", str(out), *json_flag)
+    assert run.exit_code == 1  # an empty file is nothing to train on
+    assert out.read_text() == ""
+    if json_flag:
+        assert (run.json()["fix"]["kept"], run.json()["fix"]["clean"]) == (0, False)
+    else:
+        assert "No rows were left to train on." in run.stdout
 
 
 def test_validate_fix_refuses_the_input_path(cli_main: Callable[..., Run], bad_file: Path) -> None:
@@ -160,9 +179,11 @@ def test_validate_missing_file_exits_2(cli_main: Callable[..., Run], tmp_path: P
     assert_one_error_line(run, "Path not found", "nope.jsonl")
 
 
+@pytest.mark.slow  # imports transformers
 def test_validate_sequence_len_with_a_local_tokenizer(
     cli: Callable[..., Run], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
+    pytest.importorskip("torch", reason="needs the train extra (torch)")
     from opsmith.finetune.tiny import build_tiny_llama
 
     model = build_tiny_llama(tmp_path_factory.mktemp("tiny") / "model")

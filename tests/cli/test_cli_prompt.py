@@ -55,7 +55,8 @@ def test_prompt_list_json(cli_ok: Callable[..., Run], home: Path) -> None:
 
     assert set(data) == {"templates"}
     rows = {row["id"]: row for row in data["templates"]}
-    assert set(rows) == {"greet", "incident-summary", "terraform-review"}
+    assert set(rows) == {"greet", "incident-summary", "rag-answer", "terraform-review"}
+    assert [row["id"] for row in data["templates"]] == sorted(rows)
     assert rows["terraform-review"] == {
         "id": "terraform-review",
         "version": 1,
@@ -70,6 +71,66 @@ def test_prompt_list_table(cli_ok: Callable[..., Run]) -> None:
     stdout = cli_ok("prompt", "list").stdout
     assert "terraform-review" in stdout
     assert "incident-summary" in stdout
+    assert "rag-answer" in stdout
+
+
+# --- rag-answer: the prompt `opsmith ask` builds in code ---------------------------------------------
+
+
+def test_every_template_id_in_the_call_log_is_in_prompt_list(
+    cli_ok: Callable[..., Run], fake: Callable[..., FakeChatModel]
+) -> None:
+    """`logs list` shows rag-answer for every `opsmith ask` with an LLM; `prompt list` must know it."""
+    from opsmith.rag.answer import PROMPT_ID, PROMPT_VERSION
+
+    listed = {row["id"]: row for row in cli_ok("prompt", "list", "--json").json()["templates"]}
+    assert listed[PROMPT_ID]["version"] == PROMPT_VERSION
+    assert listed[PROMPT_ID]["source"] == "code"
+    assert "opsmith ask" in listed[PROMPT_ID]["description"]
+
+
+def test_prompt_show_rag_answer_is_the_prompt_ask_sends() -> None:
+    """The shown template renders exactly the messages `opsmith ask` builds."""
+    from opsmith.cli.prompt import _template
+    from opsmith.rag.answer import build_messages
+    from opsmith.rag.store import Hit, StoredChunk
+
+    def hit(source: str, text: str) -> Hit:
+        chunk = StoredChunk(source, "Diagnosis", 3, 9, text, chunk_index=0, chunk_count=1, file_sha256="0" * 64)
+        return Hit(chunk=chunk, score=0.9, relevance=0.9)
+
+    question = "Postgres disk is full, what now?"
+    context = [hit("db/disk.md", "Run `df -h`."), hit("db/wal.md", "Check the WAL volume.")]
+    built = build_messages(question, context)
+    excerpts = built[1].content.split("\n\n", 1)[1].rsplit("\n\nQuestion:", 1)[0]
+
+    shown = _template("rag-answer", load_settings())
+
+    assert shown.source == "code"
+    assert shown.render({"excerpts": excerpts, "question": question}) == built
+
+
+def test_prompt_show_rag_answer_json(cli_ok: Callable[..., Run]) -> None:
+    from opsmith.rag.answer import SYSTEM_PROMPT
+
+    data = cli_ok("prompt", "show", "rag-answer", "--json").json()
+    assert (data["id"], data["source"], data["system"]) == ("rag-answer", "code", SYSTEM_PROMPT)
+    assert data["variables"] == ["excerpts", "question"]
+
+
+def test_prompt_run_rag_answer_points_to_ask(cli_main: Callable[..., Run], fake: Callable[..., FakeChatModel]) -> None:
+    model = fake("unused")
+    run = cli_main("prompt", "run", "rag-answer", "--var", "question=x")
+    assert_one_error_line(run, "'rag-answer' is built in code", 'opsmith ask "QUESTION"')
+    assert run.exit_code == 2
+    assert model.calls == []
+
+
+def test_a_user_template_named_rag_answer_replaces_the_code_row(cli_ok: Callable[..., Run], home: Path) -> None:
+    (home / "prompts").mkdir(parents=True)
+    (home / "prompts" / "mine.yaml").write_text("id: rag-answer\nversion: 7\ndescription: d\nsystem: s\nuser: Q\n")
+    rows = [row for row in cli_ok("prompt", "list", "--json").json()["templates"] if row["id"] == "rag-answer"]
+    assert [row["version"] for row in rows] == [7]
 
 
 def test_prompt_show_json_includes_the_schema_it_will_send(cli_ok: Callable[..., Run]) -> None:
@@ -163,6 +224,48 @@ def test_prompt_run_free_text_template(
     assert run.stdout.strip() == "Hello there [not markup]"
     assert model.calls[0]["messages"][-1].content == "Hi @ada"  # @@ is a literal @
     assert model.calls[0]["json_schema"] is None
+
+
+def test_prompt_run_takes_every_provider_and_fake() -> None:
+    import typing
+
+    from opsmith.cli.prompt import RunProvider
+    from opsmith.config import ProviderName
+
+    assert typing.get_args(RunProvider) == (*typing.get_args(ProviderName), "fake")
+
+
+def test_prompt_run_with_the_fake_provider_is_an_offline_demonstration(cli_ok: Callable[..., Run]) -> None:
+    """As `opsmith compare --provider fake`: no key, no server; a labelled run through the real path."""
+    template = load_template("incident-summary", load_settings())
+
+    data = cli_ok(
+        "prompt", "run", "incident-summary", "--var", "alert=disk full", "--provider", "fake", "--json"
+    ).json()
+
+    assert data["output"] == template.examples[0].output  # valid against the schema by construction
+    assert data["attempts"] == 1
+    calls = cli_ok("logs", "list", "--json").json()["calls"]
+    assert (calls[0]["id"], calls[0]["provider"], calls[0]["model"]) == (data["call_id"], "fake", "demo")
+    text = cli_ok("prompt", "run", "incident-summary", "--var", "alert=disk full", "--provider", "fake")
+    assert json.loads(text.stdout) == template.examples[0].output
+    assert "DEMONSTRATION — demo (fake provider): not a real model." in text.stderr
+
+
+def test_prompt_run_fake_echoes_a_free_text_template_without_examples(cli_ok: Callable[..., Run], home: Path) -> None:
+    (home / "prompts").mkdir(parents=True)
+    (home / "prompts" / "greet.yaml").write_text("id: greet\nversion: 1\ndescription: d\nsystem: s\nuser: Hi {name}\n")
+    run = cli_ok("prompt", "run", "greet", "--var", "name=ada", "--provider", "fake")
+    assert run.stdout.strip() == "Hi ada"
+
+
+def test_prompt_run_fake_refuses_a_schema_without_examples(cli_main: Callable[..., Run], home: Path) -> None:
+    (home / "prompts").mkdir(parents=True)
+    (home / "prompts" / "bare.yaml").write_text(
+        "id: bare\nversion: 1\ndescription: d\nsystem: s\nuser: '{x}'\noutput_schema: {type: object}\n"
+    )
+    run = cli_main("prompt", "run", "bare", "--var", "x=1", "--provider", "fake")
+    assert_one_error_line(run, "'bare' has an output schema but no examples")
 
 
 def test_prompt_run_without_a_provider_is_one_line(cli_main: Callable[..., Run]) -> None:

@@ -263,7 +263,7 @@ def test_collections_list_and_delete(runbooks: Path, cli_ok: Callable[..., Run])
     assert by_name["runbooks"]["embedder"] == "all-MiniLM-L6-v2"
     assert by_name["runbooks"]["dimension"] == 384
 
-    assert cli_ok("collections", "delete", "tls", "--json").json() == {"deleted": "tls"}
+    assert cli_ok("collections", "delete", "tls", "--yes", "--json").json() == {"deleted": "tls"}
     remaining = cli_ok("collections", "list", "--json").json()
     assert [row["name"] for row in remaining["collections"]] == ["runbooks"]
 

@@ -55,6 +55,7 @@ def served(ingested: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
             proc.stderr.close()
 
 
+@pytest.mark.slow  # starts `opsmith serve` in a subprocess
 def test_serve_answers_with_the_embedded_defaults_and_no_key(served: tuple[str, subprocess.Popen[str]]) -> None:
     base, proc = served
     page = httpx.get(f"{base}/", timeout=10)

@@ -14,6 +14,7 @@ from opsmith.rag.evaluate import (
     EvalQuestion,
     QuestionResult,
     evaluate,
+    gold_warning,
     load_questions,
     plot_support,
     score,
@@ -186,3 +187,44 @@ def test_support_plot_is_a_png(tmp_path: Path) -> None:
     path = plot_support(rows, 1.0, tmp_path / "plots" / "support.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 5_000
+
+
+def _question(qid: str, *gold: str, answerable: bool = True) -> EvalQuestion:
+    return EvalQuestion(qid, "question", list(gold), [], answerable)
+
+
+def test_gold_warning_is_none_when_every_gold_source_is_indexed() -> None:
+    questions = [_question("a", "db/disk.md"), _question("b", "tls.md"), _question("u", answerable=False)]
+    assert gold_warning(questions, {"db/disk.md", "tls.md", "other.md"}, "runbooks") is None
+
+
+def test_gold_warning_names_a_prefixed_source_when_no_gold_path_is_indexed() -> None:
+    questions = [_question("a", "db/disk.md"), _question("b", "tls.md")]
+    indexed = {"runbooks/db/disk.md", "runbooks/tls.md"}
+    message = gold_warning(questions, indexed, "demo")
+    assert message is not None
+    assert message.startswith("No gold source of this question set is in collection 'demo'")
+    assert "'db/disk.md'" in message  # a gold path
+    assert "'runbooks/db/disk.md' is indexed" in message  # the same file, as the collection names it
+    assert message.endswith("ingest the folder the gold paths are relative to, or fix the gold paths")
+
+
+def test_gold_warning_shows_an_indexed_source_when_nothing_matches() -> None:
+    message = gold_warning([_question("a", "db/disk.md")], {"kafka/lag.md", "certs/tls.md"}, "demo")
+    assert message is not None
+    assert "gold paths look like 'db/disk.md', and indexed sources look like 'certs/tls.md'" in message
+    empty = gold_warning([_question("a", "db/disk.md")], set(), "demo")
+    assert empty is not None
+    assert "the collection holds no sources" in empty
+
+
+def test_gold_warning_counts_the_missing_ones_when_some_are_indexed() -> None:
+    questions = [_question("a", "db/disk.md"), _question("b", "tls.md"), _question("c", "typo.md")]
+    message = gold_warning(questions, {"db/disk.md", "tls.md"}, "runbooks")
+    assert message is not None
+    assert message.startswith("1 of 3 gold sources are not in collection 'runbooks'")
+    assert "e.g. 'typo.md'" in message
+
+
+def test_gold_warning_ignores_the_gold_of_unanswerable_questions() -> None:
+    assert gold_warning([_question("u", "gone.md", answerable=False)], {"a.md"}, "runbooks") is None

@@ -87,6 +87,7 @@ def test_file_over_the_size_limit_is_skipped(tmp_path: Path) -> None:
     assert "OPSMITH_MAX_FILE_BYTES" in result.skipped[0].reason
 
 
+@pytest.mark.slow  # parses and reviews 2,000 resources
 def test_huge_file_of_2000_resources_is_reviewed(tmp_path: Path, settings: Settings) -> None:
     blocks = [
         f'resource "aws_s3_bucket" "b{i}" {{\n  bucket = "acme-{i}"\n  acl    = "public-read"\n}}\n'

@@ -89,6 +89,9 @@ class Branch(_Strict):
     next: str | None = None
     add: Technique | None = None
     commands: list[str] = Field(default_factory=list)
+    #: Answers that also argue for this branch although the walk does not ask about them here:
+    #: a boolean key -> the sentence added to ``reason`` when that answer is yes.
+    also_because: dict[str, str] = Field(default_factory=dict)
 
 
 class Node(_Strict):
@@ -134,6 +137,9 @@ class Tree(_Strict):
             for branch in (node.when_yes, node.when_no):
                 if branch.next is not None and branch.next not in self.nodes:
                     raise ValueError(f"node {node_id!r}: next {branch.next!r} is not a node")
+                for key in branch.also_because:
+                    if key not in fields or fields[key].annotation != (bool | None):
+                        raise ValueError(f"node {node_id!r}: also_because key {key!r} is not a yes/no answers key")
         if set(self.techniques) != set(TECHNIQUES):
             raise ValueError(f"techniques must be exactly {', '.join(TECHNIQUES)}")
         if self.start not in self.nodes:
@@ -229,7 +235,8 @@ def walk(tree: Tree, values: dict[str, Any]) -> Walk:
         passed = _OPS[node.gate.op](answer, node.gate.value) if node.gate is not None else bool(answer)
         branch = node.when_yes if passed else node.when_no
         result.taken.append((node_id, passed))
-        result.path.append(Step(question=node.question, answer=answer, reason=branch.reason))
+        reason = " ".join([branch.reason, *(text for key, text in branch.also_because.items() if values.get(key))])
+        result.path.append(Step(question=node.question, answer=answer, reason=reason))
         if branch.add is not None and branch.add not in result.techniques:
             result.techniques.append(branch.add)
         result.commands.extend(c for c in branch.commands if c not in result.commands)

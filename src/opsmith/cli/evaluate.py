@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from opsmith.cli._context import close_quietly, open_retriever, settings_from
-from opsmith.cli._output import out, print_json, progress_bar
+from opsmith.cli._output import out, print_json, progress_bar, warn
 from opsmith.cli.rag import CollectionOpt, JsonOpt, KOpt, ModeOpt, ProviderOpt, QdrantUrlOpt
 
-app = typer.Typer(help="Measure retrieval and answers on your own question set.", no_args_is_help=True)
+
+class EvalGroup(TyperGroup):
+    """``opsmith eval``: a file where the kind of eval belongs gets the command it was meant for."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and name not in self.commands and not ctx.resilient_parsing and _looks_like_a_file(name):
+            # `opsmith eval questions.jsonl`: the user forgot which eval to run.
+            kinds = " or ".join(f"`{ctx.command_path} {kind} {name}`" for kind in self.commands)
+            ctx.fail(f"No such command {name!r}. Did you mean {kinds}?")
+        return super().resolve_command(ctx, args)
+
+
+def _looks_like_a_file(arg: str) -> bool:
+    return not arg.startswith("-") and (Path(arg).suffix != "" or "/" in arg or Path(arg).exists())
+
+
+app = typer.Typer(help="Measure retrieval and answers on your own question set.", no_args_is_help=True, cls=EvalGroup)
 
 
 @app.command("retrieval")
@@ -35,7 +53,7 @@ def retrieval(
     """
     from opsmith.llm.registry import get_chat_model
     from opsmith.rag.answer import answer_question
-    from opsmith.rag.evaluate import evaluate, load_questions
+    from opsmith.rag.evaluate import evaluate, gold_warning, load_questions
 
     questions = load_questions(questions_file)
     settings = settings_from(collection=collection, qdrant_url=qdrant_url, retrieval_mode=mode, provider=provider)
@@ -46,22 +64,28 @@ def retrieval(
         close_quietly(chat_model)
         raise
     top_k = k or settings.top_k
+    warnings: list[str] = []
     try:
-        with retriever.store, progress_bar("Evaluating", enabled=not json_output) as bar:
-            task = bar.add_task("Questions", total=len(questions)) if bar else None
-            summary = evaluate(
-                questions,
-                rank=lambda q: [hit.chunk.source for hit in retriever.search(q, k=max(10, top_k))],
-                ask=lambda q: answer_question(
-                    q,
-                    retriever=retriever,
-                    chat_model=chat_model,
-                    k=top_k,
-                    refusal_threshold=settings.refusal_threshold,
-                    max_tokens=settings.llm_max_tokens,
-                ),
-                progress=(lambda n: bar.advance(task, n)) if bar is not None and task is not None else None,
-            )
+        with retriever.store:
+            indexed = retriever.store.file_states(settings.collection)
+            if (problem := gold_warning(questions, indexed, settings.collection)) is not None:
+                warnings.append(problem)
+                warn(problem)  # before the questions run: the numbers that follow will not explain it
+            with progress_bar("Evaluating", enabled=not json_output) as bar:
+                task = bar.add_task("Questions", total=len(questions)) if bar else None
+                summary = evaluate(
+                    questions,
+                    rank=lambda q: [hit.chunk.source for hit in retriever.search(q, k=max(10, top_k))],
+                    ask=lambda q: answer_question(
+                        q,
+                        retriever=retriever,
+                        chat_model=chat_model,
+                        k=top_k,
+                        refusal_threshold=settings.refusal_threshold,
+                        max_tokens=settings.llm_max_tokens,
+                    ),
+                    progress=(lambda n: bar.advance(task, n)) if bar is not None and task is not None else None,
+                )
     finally:
         close_quietly(chat_model)
     summary.update(
@@ -69,6 +93,7 @@ def retrieval(
         mode=settings.retrieval_mode,
         provider=chat_model.provider if chat_model else "none",
         refusal_threshold=settings.refusal_threshold,
+        warnings=warnings,
     )
     if plot is not None:
         from opsmith.rag.evaluate import plot_support

@@ -49,7 +49,8 @@ def validate(
 ) -> None:
     """Check training data before spending a GPU hour: every problem by line, token stats.
 
-    Exit status: 0 no errors (warnings allowed), 1 errors found (also with --fix), 2 bad input.
+    Exit status: 0 no errors (warnings allowed), or with --fix, the written file has none;
+    1 errors found (with --fix: the written file still has errors, or no rows); 2 bad input.
     """
     from opsmith.finetune.data import check_fix_target, fix_file, validate_file
 
@@ -57,15 +58,23 @@ def validate(
         check_fix_target(data, fix)  # before the work: --fix never edits the input
     report = validate_file(data, fmt=fmt, base_model=base_model, sequence_len=sequence_len)
     fixed = fix_file(report, fix) if fix is not None else None
+    # What --fix is for is a file to train on, so its status is the written file's: checked
+    # again with the same options rather than assumed (dropping rows cannot add a duplicate, but
+    # an empty file is no training set).
+    clean = not report.errors
+    if fixed is not None and not clean:
+        clean = (
+            fixed.kept > 0 and validate_file(fixed.path, fmt=fmt, base_model=base_model, sequence_len=sequence_len).ok
+        )
     if json_output:
-        print_json({**report.to_dict(), "fix": fixed.to_dict() if fixed else None})
+        print_json({**report.to_dict(), "fix": {**fixed.to_dict(), "clean": clean} if fixed else None})
     else:
-        _render_report(report, fixed)
-    if report.errors:
+        _render_report(report, fixed, clean)
+    if not clean:
         raise typer.Exit(1)
 
 
-def _render_report(report: ValidationReport, fixed: FixResult | None) -> None:
+def _render_report(report: ValidationReport, fixed: FixResult | None, clean: bool) -> None:
     from rich.table import Table
 
     stats = report.stats
@@ -100,6 +109,13 @@ def _render_report(report: ValidationReport, fixed: FixResult | None) -> None:
         out.print(
             f"Wrote {fixed.kept:,} rows to [bold]{escape(str(fixed.path))}[/];"
             f" dropped {sum(fixed.dropped.values()):,} ({dropped}){also}."
+            + (
+                " It validates with no errors."
+                if clean
+                else " [bold red]No rows were left to train on.[/]"
+                if fixed.kept == 0
+                else " [bold red]It still has errors[/] (validate it to see them)."
+            )
         )
 
 

@@ -4,37 +4,89 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
 from opsmith.cli._context import close_quietly, settings_from
 from opsmith.cli._output import err, out, print_json
-from opsmith.cli.rag import JsonOpt, ProviderOpt
+from opsmith.cli.rag import JsonOpt
 
 if TYPE_CHECKING:
+    from opsmith.config import Settings
+    from opsmith.llm._base import ChatModel
     from opsmith.prompts import PromptTemplate
 
 app = typer.Typer(help="Versioned prompt templates: list, show and run them.", no_args_is_help=True)
 
+# As for `opsmith compare`: fake is an offline demonstration, not a configurable provider.
+RunProvider = Literal["none", "anthropic", "openai", "local_hf", "fake"]
+#: How a demonstration run is labelled (the name `opsmith compare` gives its fake provider).
+DEMO_LABEL = "demo (fake provider)"
+
+#: Prompts built in code rather than from a template, listed so that every template id in
+#: `opsmith logs list` has a row in `opsmith prompt list`. The grounded answer is assembled
+#: from retrieved excerpts, so `opsmith ask` runs it; the version is rag.answer.PROMPT_VERSION.
+CODE_PROMPTS: dict[str, tuple[int, str]] = {
+    "rag-answer": (
+        1,
+        "Answer from retrieved runbook excerpts, citing [n] (opsmith ask, serve, mcp). Built in code from"
+        " the excerpts: run it with `opsmith ask`.",
+    ),
+}
+#: The grounded answer's user message, as `opsmith.rag.answer.build_messages` writes it.
+RAG_ANSWER_USER = (
+    "Runbook excerpts:\n\n{excerpts}\n\nQuestion: {question}\n\nAnswer from the excerpts only, citing [n]."
+)
+
 
 @app.command("list")
 def list_command(json_output: JsonOpt = False) -> None:
-    """List built-in templates and your own ($OPSMITH_HOME/prompts/*.yaml)."""
+    """List built-in templates and your own ($OPSMITH_HOME/prompts/*.yaml), and the prompts built in code."""
     from opsmith.prompts import list_templates
 
     templates = list_templates(settings_from())
+    rows = [{"id": t.id, "version": t.version, "description": t.description, "source": t.source} for t in templates]
+    taken = {t.id for t in templates}
+    rows += [
+        {"id": name, "version": version, "description": description, "source": "code"}
+        for name, (version, description) in CODE_PROMPTS.items()
+        if name not in taken
+    ]
+    rows.sort(key=lambda row: str(row["id"]))
     if json_output:
-        rows = [{"id": t.id, "version": t.version, "description": t.description, "source": t.source} for t in templates]
         print_json({"templates": rows})
         return
     from rich.table import Table
 
     table = Table("id", "version", "source", "description", box=None, header_style="bold")
-    for t in templates:
-        table.add_row(escape(t.id), str(t.version), escape(t.source), escape(t.description))
+    for row in rows:
+        table.add_row(*(escape(str(row[key])) for key in ("id", "version", "source", "description")))
     out.print(table)
+
+
+def _template(template_id: str, settings: Settings) -> PromptTemplate:
+    """A template by id, or a prompt built in code shown as one (``source: code``)."""
+    from opsmith.errors import TemplateError
+    from opsmith.prompts import PromptTemplate, load_template
+
+    try:
+        return load_template(template_id, settings)
+    except TemplateError:
+        if template_id not in CODE_PROMPTS:
+            raise
+    from opsmith.rag.answer import SYSTEM_PROMPT
+
+    version, description = CODE_PROMPTS[template_id]
+    return PromptTemplate(
+        id=template_id,
+        version=version,
+        description=description,
+        system=SYSTEM_PROMPT,
+        user=RAG_ANSWER_USER,
+        source="code",
+    )
 
 
 @app.command("show")
@@ -43,9 +95,7 @@ def show(
     json_output: JsonOpt = False,
 ) -> None:
     """Show a template: messages, examples, parameters and the reduced schema sent to the provider."""
-    from opsmith.prompts import load_template
-
-    template = load_template(template_id, settings_from())
+    template = _template(template_id, settings_from())
     data = describe(template)
     if json_output:
         print_json(data)
@@ -85,7 +135,10 @@ def run(
         list[str] | None,
         typer.Option("--var", help="name=value, or name=@FILE to read the value from a file (@@ for a literal @)."),
     ] = None,
-    provider: ProviderOpt = None,
+    provider: Annotated[
+        RunProvider | None,
+        typer.Option("--provider", help="anthropic, openai, local_hf, or fake (an offline demonstration)."),
+    ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name for the provider.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
     max_attempts: Annotated[
@@ -96,17 +149,34 @@ def run(
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Render a template with --var values, call the configured LLM and print the validated output."""
-    from opsmith.errors import ConfigError
+    """Render a template with --var values, call the configured LLM and print the validated output.
+
+    --provider fake runs offline, as `opsmith compare` does: a demonstration, not a model, that
+    replies with the template's first example (echoing the message when it has none).
+    """
+    from opsmith.errors import ConfigError, InputError, TemplateError
     from opsmith.llm.calllog import CallLog
     from opsmith.llm.registry import get_chat_model
     from opsmith.prompts import load_template, run_template
 
-    settings = settings_from(provider=provider, model=model, base_url=base_url, llm_max_attempts=max_attempts)
-    template = load_template(template_id, settings)
+    settings = settings_from(
+        provider=None if provider == "fake" else provider,
+        model=model,
+        base_url=base_url,
+        llm_max_attempts=max_attempts,
+    )
+    try:
+        template = load_template(template_id, settings)
+    except TemplateError:
+        if template_id not in CODE_PROMPTS:
+            raise
+        raise InputError(
+            f"'{template_id}' is built in code from the runbook excerpts a question retrieves"
+            ' — run it with `opsmith ask "QUESTION"`'
+        ) from None
     variables = parse_vars(var or [])
     template.render(variables)  # a missing or unknown variable fails before any provider is set up
-    chat_model = get_chat_model(settings)
+    chat_model = _demo_model(template) if provider == "fake" else get_chat_model(settings)
     if chat_model is None:
         raise ConfigError(
             "`opsmith prompt run` needs an LLM but the provider is none"
@@ -123,6 +193,8 @@ def run(
         )
     finally:
         close_quietly(chat_model)
+    if provider == "fake":
+        err.print(f"[bold yellow]DEMONSTRATION — {DEMO_LABEL}: not a real model.[/]")
     if json_output:
         print_json(result)
         return
@@ -136,6 +208,29 @@ def run(
         f"{usage['input_tokens']} in / {usage['output_tokens']} out tokens · {result['latency_ms']:.0f} ms · "
         f"call {result['call_id']}[/]"
     )
+
+
+def _demo_model(template: PromptTemplate) -> ChatModel:
+    """The offline stand-in for ``--provider fake``: replays the template's first example.
+
+    A template's examples are checked against its output schema when it loads, so the reply
+    validates, and the run shows rendering, validation and the call log working with no model.
+    """
+    from opsmith.errors import ConfigError
+    from opsmith.llm._base import Message
+    from opsmith.testing import FakeChatModel
+
+    if template.output_schema is not None and not template.examples:
+        raise ConfigError(
+            f"--provider fake replies with a template's first example, and '{template.id}' has an output"
+            " schema but no examples — add one to the template, or pick a real provider"
+        )
+
+    def reply(messages: list[Message]) -> str:
+        # The first assistant message is the first example's output; with none, echo the question.
+        return next((m.content for m in messages if m.role == "assistant"), messages[-1].content)
+
+    return FakeChatModel(reply=reply, model="demo")
 
 
 def parse_vars(items: list[str]) -> dict[str, str]:

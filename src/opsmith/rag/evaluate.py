@@ -14,13 +14,25 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opsmith.errors import InputError
 from opsmith.rag.answer import Answer
+
+__all__ = [
+    "EvalQuestion",
+    "QuestionResult",
+    "dedupe",
+    "evaluate",
+    "gold_warning",
+    "load_questions",
+    "plot_support",
+    "score",
+    "suggest_threshold",
+]
 
 
 @dataclass
@@ -79,6 +91,44 @@ def _strings(row: dict[str, Any], key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise TypeError(f"{key!r} must be a list of strings")
     return value
+
+
+def gold_warning(questions: Iterable[EvalQuestion], indexed: Collection[str], collection: str) -> str | None:
+    """Why recall will read low before any question is asked: gold sources the collection lacks.
+
+    Sources are paths relative to the folder given to ``opsmith ingest``, so ingesting a parent
+    folder (every source then carries a prefix) or a different corpus leaves no gold path in the
+    index and every ranking metric at 0 with no other sign. Returns None when every gold source
+    of an answerable question is indexed, else one line naming an example of each side.
+
+    Args:
+        questions: the question set.
+        indexed: the sources in the collection (``store.file_states(collection)``'s keys).
+        collection: its name, for the message.
+    """
+    gold = sorted({source for q in questions if q.answerable for source in q.gold})
+    missing = [source for source in gold if source not in indexed]
+    if not missing:
+        return None
+    example = missing[0]
+    # The usual cause, named when it fits: the same file indexed under a longer or shorter path.
+    near = sorted(s for s in indexed if s.endswith("/" + example) or example.endswith("/" + s))
+    if near:
+        seen = f"{near[0]!r} is indexed"
+    elif indexed:
+        seen = f"indexed sources look like {min(indexed)!r}"
+    else:
+        seen = "the collection holds no sources"
+    remedy = "ingest the folder the gold paths are relative to, or fix the gold paths"
+    if len(missing) == len(gold):
+        return (
+            f"No gold source of this question set is in collection '{collection}', so recall, MRR and nDCG"
+            f" will be 0: gold paths look like {example!r}, and {seen} — {remedy}"
+        )
+    return (
+        f"{len(missing)} of {len(gold)} gold sources are not in collection '{collection}', so their questions"
+        f" cannot be recalled: e.g. {example!r}, and {seen} — {remedy}"
+    )
 
 
 def dedupe(sources: Iterable[str]) -> list[str]:
