@@ -13,15 +13,12 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
+from browsertools import CHROMIUM, CHROMIUM_ARGS, needs_chromium, serving
 from playwright.sync_api import expect, sync_playwright
 
 from opsmith.backend import Backend
@@ -31,21 +28,7 @@ from opsmith.rag.answer import SYSTEM_PROMPT
 from opsmith.serve.app import create_app
 from opsmith.testing import FakeChatModel
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's chromium at /usr/bin/chromium (`make test` installs it: apt-get install chromium)",
-)
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = needs_chromium
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 DOCS_IMG = ROOT / "docs" / "img"
@@ -83,26 +66,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     backend = Backend(load_settings(home=tmp_path / "home", provider="none"), chat_model=fake)
     try:
         backend.ingest([EXAMPLES / "runbooks"])
-        app = create_app(backend.settings, backend=backend)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, ws="none", log_level="warning"))
-        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 30
-            while not server.started:
-                assert thread.is_alive(), "uvicorn stopped before it started"
-                assert time.monotonic() < deadline, "uvicorn did not start in time"
-                time.sleep(0.05)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            url = f"http://127.0.0.1:{port}"
-            # The backend is warm already (ingest loaded it), so this is quick; it makes timing certain.
-            while httpx.get(f"{url}/readyz", trust_env=False).status_code != 200:
-                assert time.monotonic() < deadline, "the server never became ready"
-                time.sleep(0.05)
+        with serving(create_app(backend.settings, backend=backend)) as url:
             yield Served(url, fake)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
     finally:
         backend.close()
 
@@ -152,7 +117,7 @@ def test_chat_and_review_pages_in_a_real_browser(served: Served, tmp_path: Path)
         expect(answer.locator(".citations")).to_contain_text(CITED_RUNBOOK)
         expect(page.locator("#status")).to_have_text("Answer ready, 1 citation.")
 
-        # A citation opens its runbook beside the answer, cited lines highlighted and focused.
+        # A citation opens its runbook beside the answer, rendered, its cited sections highlighted and focused.
         marker = answer.locator(".answer-body a.cite")
         expect(marker).to_have_text(re.search(r"\[\d+\]", final)[0])  # type: ignore[index]
         marker.click()
@@ -166,15 +131,15 @@ def test_chat_and_review_pages_in_a_real_browser(served: Served, tmp_path: Path)
         cited = panel.locator(".section.cited")
         expect(cited.first).to_be_visible()
         expect(cited.first).to_be_focused()
-        expect(cited.first.locator("mark").first).to_be_visible()
+        expect(cited.first.locator(".badge")).to_have_text("Cited")
         assert start <= int(cited.first.get_attribute("data-start") or 0) <= end
         assert int(cited.last.get_attribute("data-end") or 0) == end
-        # The highlighted text is the cited runbook's own, and holds the command the answer quotes.
+        # The cited sections are the runbook's own text, and hold the command the answer quotes.
         runbook = (EXAMPLES / "runbooks" / CITED_RUNBOOK).read_text(encoding="utf-8")
-        quoted = [line for line in cited.locator("mark").all_inner_texts() if line.strip()]
+        quoted = cited.locator("pre code").all_inner_texts()
         assert quoted
-        assert all(line in runbook for line in quoted)
-        assert COMMAND in quoted
+        assert all(code.strip() in runbook for code in quoted)
+        assert any(COMMAND in code.splitlines() for code in quoted)
         page.screenshot(path=str(screenshots / "service-chat.png"))
 
         # Escape closes the panel and puts focus back on the citation.

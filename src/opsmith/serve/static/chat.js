@@ -2,9 +2,9 @@
 //
 // Flow: POST /v1/ask with stream:true and read the text/event-stream body (EventSource cannot
 // POST). "token" events are shown as plain text while they arrive; the one "answer" event
-// replaces them with the final answer, whose [n] markers link to its citations. A citation is a
-// real link to "#source=<collection>/<source>&lines=a-b", so the hash drives the source panel and
-// the link can be shared.
+// replaces them with the final answer, rendered as Markdown (markdown.js), whose [n] markers link
+// to its citations. A citation is a real link to "#source=<collection>/<source>&lines=a-b", so the
+// hash drives the source panel and the link can be shared; the answer's commands link the same way.
 
 import {
   ApiError,
@@ -18,6 +18,7 @@ import {
   plural,
   readEventStream,
 } from "./common.js";
+import { copyButton, linkCitations, referencesOf, renderMarkdown } from "./markdown.js";
 
 const form = document.getElementById("ask-form");
 const question = document.getElementById("question");
@@ -178,7 +179,16 @@ function showAnswer(answer, result, requested) {
   }
 
   const byNumber = new Map(result.citations.map((c) => [c.number, c]));
-  const children = [h("div", { className: "answer-body" }, renderText(result.answer, byNumber, collection))];
+  // Both lists are newer than the rest of the answer: a server without them sends neither.
+  const commands = Array.isArray(result.commands) ? result.commands.filter((c) => typeof c?.text === "string") : [];
+  const notCovered = Array.isArray(result.not_covered) ? result.not_covered.map(String) : [];
+  const children = [];
+  if (notCovered.length) {
+    const notice = `The runbooks do not mention: ${notCovered.join(", ")}`;
+    children.push(h("p", { className: "notice not-covered", role: "note" }, notice));
+  }
+  children.push(renderAnswer(result.answer, byNumber, collection, commands.length > 0));
+  if (commands.length) children.push(renderCommands(commands, collection));
   if (result.error) {
     const notice = `The LLM call failed (${result.error}), so these are runbook passages instead.`;
     children.push(h("p", { className: "notice" }, notice));
@@ -211,11 +221,11 @@ function showAnswer(answer, result, requested) {
 
   answer.className = "answer";
   answer.replaceChildren(...children);
-  announce(
+  const ready =
     result.grounded === false
       ? "Answer ready, not grounded: it cites no runbook."
-      : `Answer ready, ${plural(result.citations.length, "citation")}.`,
-  );
+      : `Answer ready, ${plural(result.citations.length, "citation")}.`;
+  announce(notCovered.length ? `${ready} The runbooks do not mention: ${notCovered.join(", ")}.` : ready);
 }
 
 function showError(answer, error) {
@@ -232,85 +242,100 @@ function showError(answer, error) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The answer text: "markdown-ish" plain text, rendered with a small safe subset (code fences,
-// lists, headings, `code`, **bold**) and [n] citation markers turned into links.
+// The answer text, rendered as Markdown with its [n] citation markers turned into links.
 
-const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([\w+.-]*)/;
-const HEADING = /^ {0,3}#{1,6}\s+(.*?)\s*#*\s*$/;
-const LIST_ITEM = /^\s*(?:[-*+]|\d+[.)])\s+/;
-const INLINE = /(`+)(.+?)\1|\*\*(.+?)\*\*|\[(\d+(?:\s*,\s*\d+)*)\]/g;
+const FENCE = /^ {0,3}(`{3,}|~{3,})/;
+const FENCE_END = /^ {0,3}(`{3,}|~{3,})\s*$/;
+// "[2] db/Postgres.md — Postgres > Diagnosis (lines 10-42)": an extractive answer's quote header.
+const QUOTE_HEADER = /^\[\d+\] \S.* \(lines \d+-\d+\)$/;
+// The extractive answer's closing "Commands:" list, which the Commands section shows instead.
+const COMMANDS_LINE = "Commands:";
 
-function renderText(text, citations, collection) {
+function renderAnswer(text, citations, collection, commandsShown) {
+  const body = h("div", { className: "answer-body markdown" });
+  body.append(renderMarkdown(answerMarkdown(text, commandsShown), { headingOffset: 3 }));
+  for (const p of body.querySelectorAll(":scope > p")) {
+    if (QUOTE_HEADER.test(p.textContent)) p.classList.add("quote-source");
+  }
+  linkCitations(body, (n) => citationLink(n, citations.get(n), collection));
+  return body;
+}
+
+/**
+ * The answer text made ready for Markdown: an extractive answer puts each quote's header line
+ * right above the quoted text, which Markdown would run into the quote's first paragraph; and
+ * its closing "Commands:" list is left out when the Commands section below shows it.
+ */
+function answerMarkdown(text, commandsShown) {
   const lines = text.split("\n");
-  const blocks = [];
-  let i = 0;
-  while (i < lines.length) {
-    const fence = FENCE.exec(lines[i]);
-    if (fence) {
-      const body = [];
-      for (i += 1; i < lines.length && !lines[i].trimStart().startsWith(fence[1]); i += 1) body.push(lines[i]);
-      i += 1; // the closing fence (or the end of an unclosed block)
-      blocks.push(h("pre", {}, h("code", { "data-lang": fence[2] || undefined }, body.join("\n"))));
-      continue;
-    }
-    if (!lines[i].trim()) {
-      i += 1;
-      continue;
-    }
-    const paragraph = [];
-    while (i < lines.length && lines[i].trim() && !FENCE.test(lines[i])) paragraph.push(lines[i++]);
-    blocks.push(renderParagraph(paragraph, citations, collection));
-  }
-  return blocks;
-}
-
-function renderParagraph(lines, citations, collection) {
-  const inline = (text) => renderInline(text, citations, collection);
-  const heading = lines.length === 1 && HEADING.exec(lines[0]);
-  if (heading) return h("p", { className: "answer-heading" }, inline(heading[1]));
-  if (lines.every((line) => LIST_ITEM.test(line))) {
-    const ordered = /^\s*\d/.test(lines[0]);
-    return h(ordered ? "ol" : "ul", {}, lines.map((line) => h("li", {}, inline(line.replace(LIST_ITEM, "")))));
-  }
-  if (lines.every((line) => line.trimStart().startsWith("|"))) {
-    // A markdown table: keep its columns aligned rather than reflowing it.
-    return h("pre", { className: "table-text" }, lines.join("\n"));
-  }
-  // CSS keeps the line breaks (white-space: pre-line).
-  return h("p", {}, inline(lines.join("\n")));
-}
-
-function renderInline(text, citations, collection) {
   const out = [];
-  let last = 0;
-  for (const match of text.matchAll(INLINE)) {
-    out.push(text.slice(last, match.index));
-    last = match.index + match[0].length;
-    if (match[2] !== undefined) out.push(h("code", {}, match[2]));
-    else if (match[3] !== undefined) out.push(h("strong", {}, match[3]));
-    else out.push(...citationMarkers(match[4], citations, collection));
+  let fence = null;
+  let commandsAt = -1;
+  for (const [i, line] of lines.entries()) {
+    if (fence) {
+      const closed = FENCE_END.exec(line);
+      if (closed && closed[1][0] === fence[0] && closed[1].length >= fence.length) fence = null;
+    } else if (FENCE.test(line)) {
+      fence = FENCE.exec(line)[1];
+    } else if (line === COMMANDS_LINE) {
+      commandsAt = out.length;
+    } else if (QUOTE_HEADER.test(line) && lines[i + 1]?.trim()) {
+      out.push(line, "");
+      continue;
+    }
+    out.push(line);
   }
-  out.push(text.slice(last));
-  return out.filter(Boolean);
+  const listOnly = (rest) => rest.every((line) => !line.trim() || line.startsWith("- "));
+  if (commandsShown && commandsAt >= 0 && listOnly(out.slice(commandsAt + 1))) out.length = commandsAt;
+  return out.join("\n");
 }
 
-/** "[1]" or "[1, 2]" → one link per number that is a known citation; anything else stays text. */
-function citationMarkers(group, citations, collection) {
-  const numbers = group.split(",").map((n) => Number(n.trim()));
-  if (!numbers.every((n) => citations.has(n))) return [`[${group}]`];
-  return numbers.map((n) => {
-    const c = citations.get(n);
-    return h(
-      "a",
-      {
-        className: "cite",
-        href: sourceHash(collection, c.source, c.start_line, c.end_line),
-        title: `${c.source} — ${c.heading}`,
-        "aria-label": `Citation ${n}: ${c.source}, lines ${lineRange(c.start_line, c.end_line)}`,
-      },
-      `[${n}]`,
-    );
-  });
+function citationLink(n, citation, collection) {
+  if (!citation) return null;
+  const { source, heading, start_line: start, end_line: end } = citation;
+  return h(
+    "a",
+    {
+      className: "cite",
+      href: sourceHash(collection, source, start, end),
+      title: `${source} — ${heading}`,
+      "aria-label": `Citation ${n}: ${source}, lines ${lineRange(start, end)}`,
+    },
+    `[${n}]`,
+  );
+}
+
+/** The commands of the quoted sections, each with a copy button and a link to its line. */
+function renderCommands(commands, collection) {
+  return h(
+    "section",
+    { className: "commands", "aria-label": "Commands" },
+    h("h3", { className: "commands-title" }, "Commands"),
+    h(
+      "ol",
+      { className: "command-list" },
+      commands.map((c) => {
+        const line = Number.isInteger(c.line) ? c.line : null;
+        return h(
+          "li",
+          {},
+          h("code", { className: "command" }, c.text),
+          h(
+            "span",
+            { className: "command-actions" },
+            copyButton(() => c.text, "Copy command"),
+            c.source
+              ? h(
+                  "a",
+                  { className: "command-source", href: sourceHash(collection, c.source, line, line) },
+                  line == null ? c.source : `${c.source}:${line}`,
+                )
+              : null,
+          ),
+        );
+      }),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,8 +349,9 @@ function encodePath(path) {
   return path.split("/").map(encodeURIComponent).join("/");
 }
 
-function sourceHash(collection, source, start, end) {
-  return `#source=${encodePath(`${collection}/${source}`)}&lines=${start}-${end}`;
+function sourceHash(collection, source, start = null, end = start) {
+  const hash = `#source=${encodePath(`${collection}/${source}`)}`;
+  return start == null ? hash : `${hash}&lines=${start}-${end}`;
 }
 
 function parseHash(hash) {
@@ -386,19 +412,30 @@ function renderSource(data, { start, end }) {
   panelTitle.textContent = data.title || data.source;
   panelMeta.replaceChildren(
     h("span", {}, `${data.collection} / ${data.source}`),
-    start == null ? null : h("span", { className: "cited-range" }, `cited lines ${lineRange(start, end)}`),
+    start == null ? null : h("span", { className: "cited-range" }, `cited ${linesOf(start, end)}`),
   );
   const cited = citedSections(data.sections, start, end);
-  const items = data.sections.map((section) => renderSection(section, cited.has(section)));
+  // Reference links ("[text][ref]") are defined once per document, usually at its end.
+  const references = referencesOf(data.sections.map((section) => section.text).join("\n\n"));
+  const context = { collection: data.collection, source: data.source, references, start, end };
+  const items = data.sections.map((section) => renderSection(section, cited.has(section), context));
   panelBody.replaceChildren(h("ol", { className: "sections", "aria-label": "Sections" }, items));
 
   const firstCited = items.find((item) => item.classList.contains("cited"));
   if (firstCited) firstCited.tabIndex = -1;
   const focusTarget = firstCited || panelTitle;
   focusTarget.focus({ preventScroll: true });
-  focusTarget.scrollIntoView({ block: "start" });
-  const range = firstCited ? `; lines ${lineRange(start, end)} highlighted` : "";
+  // A narrow range (one command's line) is shown at its block, a wider one from its section's top.
+  const firstLine = firstCited?.querySelector(".cited-line");
+  if (firstLine) firstLine.scrollIntoView({ block: "center" });
+  else focusTarget.scrollIntoView({ block: "start" });
+  const range = firstCited ? `; ${linesOf(start, end)} highlighted` : "";
   announce(`Opened ${data.source}${range}.`);
+}
+
+/** "line 41" or "lines 12–30". */
+function linesOf(start, end) {
+  return `${start === end ? "line" : "lines"} ${lineRange(start, end)}`;
 }
 
 /**
@@ -413,13 +450,17 @@ function citedSections(sections, start, end) {
   return new Set(starting.length ? starting : sections.filter((s) => s.start_line <= end && s.end_line >= start));
 }
 
-function renderSection(section, cited) {
-  const lines = section.text.split("\n");
-  // <mark> gives the cited text its meaning to assistive technology, not only a colour.
-  const text = (value) => (cited ? h("mark", {}, value) : value);
-  // Number each line when the text maps one to one onto its line range (true of most
-  // Markdown; formats converted at ingest, like HTML or PDF, show the range only).
-  const numbered = lines.length === section.end_line - section.start_line + 1;
+function renderSection(section, cited, { collection, source, references, start, end }) {
+  // Mark each block with its source lines when the text maps one to one onto the section's line
+  // range (true of most Markdown; formats converted at ingest, like HTML or PDF, show the range only).
+  const numbered = section.text.split("\n").length === section.end_line - section.start_line + 1;
+  const body = h("div", { className: numbered ? "section-body markdown numbered" : "section-body markdown" });
+  body.append(
+    renderMarkdown(section.text, { headingOffset: 2, firstLine: numbered ? section.start_line : null, references }),
+  );
+  const whole = start != null && section.start_line >= start && section.end_line <= end;
+  if (cited && numbered && !whole) markLines(body, start, end);
+  linkRunbooks(body, collection, source);
   return h(
     "li",
     { className: cited ? "section cited" : "section", "data-start": section.start_line, "data-end": section.end_line },
@@ -430,14 +471,45 @@ function renderSection(section, cited) {
       h("span", { className: "section-title" }, section.heading),
       h("span", { className: "section-lines" }, `lines ${lineRange(section.start_line, section.end_line)}`),
     ),
-    numbered
-      ? h(
-          "ol",
-          { className: "source-lines", start: section.start_line },
-          lines.map((line) => h("li", {}, h("code", {}, text(line || "\u00a0")))),
-        )
-      : h("pre", { className: "source-text" }, text(section.text)),
+    body,
   );
+}
+
+/**
+ * Highlight the blocks of a section that hold lines start..end: the outermost block inside the
+ * range, or the innermost one that overlaps it (the table row, the list item, the code block).
+ */
+function markLines(body, start, end) {
+  const span = (el) => [Number(el.dataset.sourceLine), Number(el.dataset.sourceEnd)];
+  const overlaps = (el) => {
+    const [first, last] = span(el);
+    return first <= end && last >= start;
+  };
+  for (const el of body.querySelectorAll("[data-source-line]")) {
+    if (!overlaps(el) || el.parentElement.closest(".cited-line")) continue;
+    const [first, last] = span(el);
+    const inner = [...el.querySelectorAll("[data-source-line]")].some(overlaps);
+    if ((first >= start && last <= end) || !inner) el.classList.add("cited-line");
+  }
+}
+
+/** A runbook's relative links ("../db/Failover.md") open that runbook here, in the panel. */
+function linkRunbooks(body, collection, source) {
+  for (const link of body.querySelectorAll("a[href]")) {
+    const href = link.getAttribute("href");
+    if (/^(?:[a-z][a-z+.-]*:|\/\/|#)/i.test(href)) continue;
+    const base = new URL(`http://runbook.invalid/${encodePath(source)}`);
+    let path;
+    try {
+      path = decodeURIComponent(new URL(href, base).pathname.slice(1));
+    } catch {
+      continue; // a mangled %-escape: leave the link as it is
+    }
+    if (!path) continue;
+    link.setAttribute("href", sourceHash(collection, path));
+    link.removeAttribute("target");
+    link.removeAttribute("rel");
+  }
 }
 
 function showPanel() {

@@ -1,7 +1,8 @@
 // Shared by the chat and review pages: DOM building, the API client with bearer-token auth,
 // and the Server-Sent Events parser. No framework and no build step: plain ES modules.
 //
-// Every string from the server reaches the page through textContent (see `h`), never innerHTML.
+// Every string from the server reaches the page through textContent (see `h`), never innerHTML;
+// Markdown (runbooks, answers) goes through markdown.js, which sanitises what it renders.
 
 const TOKEN_KEY = "opsmith.token";
 
