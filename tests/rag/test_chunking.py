@@ -203,3 +203,27 @@ def test_a_word_longer_than_the_cap_is_cut_into_capped_pieces(tmp_path: Path, em
         assert embedder.count_tokens(chunk.text) <= 64
     assert blob in "".join(c.text for c in chunks).replace(" ", "").replace("\n", "")
     assert "restarted." in chunks[-1].text
+
+
+def test_each_line_of_a_chunk_knows_its_source_line(tmp_path: Path, embedder: Embedder) -> None:
+    """Answers cite a section or a command inside a chunk by the line it is on in the file."""
+    text = SECTIONED + "\n\n```bash\nkubectl -n app get pods\n\n\nkubectl -n app describe pod x\n```\n"
+    text += "\n".join(f"Step {i}: check the volume of node {i} and write down its usage." for i in range(40)) + "\n"
+    chunks = _chunks(tmp_path, "a.md", text, embedder, max_tokens=64, overlap=16)
+    file_lines = text.split("\n")
+
+    assert len(chunks) > 3  # split, with overlap, so numbering cannot just count from the chunk's start
+    for chunk in chunks:
+        lines = chunk.text.split("\n")
+        assert len(chunk.line_numbers) == len(lines)
+        for number, line in zip(chunk.line_numbers, lines, strict=True):
+            if number == 0:
+                assert line == ""  # the blank line between two units
+            elif line.strip():
+                assert line.strip() in file_lines[number - 1], (number, line)
+            else:  # a blank line inside a code fence, kept with its own number
+                assert not file_lines[number - 1].strip(), (number, line)
+    fenced = next(c for c in chunks if "describe pod" in c.text)
+    assert file_lines[fenced.line_numbers[fenced.text.split("\n").index("kubectl -n app describe pod x")] - 1] == (
+        "kubectl -n app describe pod x"
+    )

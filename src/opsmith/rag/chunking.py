@@ -28,10 +28,11 @@ __all__ = ["CHUNKER_VERSION", "Chunk", "TokenCounter", "chunk_document", "indexe
 TokenCounter = Callable[[str], int]
 
 #: Bump when chunk boundaries or texts change, so ingest re-chunks files it has already indexed.
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# Any indentation: a fence inside a list item ("1. Run:" then an indented ```console) is code too.
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -46,6 +47,9 @@ class Chunk:
     text: str
     index: int = 0
     tokens: int = 0
+    #: The source line of each line of ``text`` (0 for the blank line between two units), so
+    #: answers can cite a section or a command inside a chunk by its exact line.
+    line_numbers: list[int] = field(default_factory=list)
 
     def embedding_text(self, title: str | None = None) -> str:
         return indexed_text(self.heading, self.text, title)
@@ -298,6 +302,10 @@ def chunk_document(
         if not path or path[0] != root:
             path.insert(0, root)
         text = "\n\n".join(u.text for u in piece.units)
+        numbers: list[int] = []
+        for unit in piece.units:
+            numbers.extend([0] if numbers else [])
+            numbers.extend(line.number for line in unit.lines)
         chunks.append(
             Chunk(
                 source=document.source,
@@ -307,6 +315,7 @@ def chunk_document(
                 text=text,
                 index=len(chunks),
                 tokens=piece.tokens,
+                line_numbers=numbers,
             )
         )
     return chunks

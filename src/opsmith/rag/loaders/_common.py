@@ -84,7 +84,7 @@ def split_lines(text: str) -> list[str]:
 
 # --------------------------------------------------------------------------- markdown-like lines
 
-_FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_FENCE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 _ATX_H1_RE = re.compile(r"^#[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
 
 

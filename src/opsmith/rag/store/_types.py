@@ -69,6 +69,8 @@ class StoredChunk:
     kind: str = "md"
     title: str | None = None
     root: str | None = None  # the folder ``source`` is relative to, as ingest resolved it (None: unknown)
+    #: The source line of each line of ``text`` (0 between units); None in indexes made before it was kept.
+    line_numbers: list[int] | None = None
 
     @property
     def indexed_text(self) -> str:
@@ -93,6 +95,7 @@ class StoredChunk:
             "kind": self.kind,
             "title": self.title,
             "root": self.root,
+            "line_numbers": self.line_numbers,
         }
 
     @classmethod
