@@ -276,6 +276,7 @@ class Backend:
             k=k or settings.top_k,
             refusal_threshold=settings.refusal_threshold,
             max_tokens=settings.llm_max_tokens,
+            context_tokens=settings.context_tokens,
             on_delta=on_delta,
             log=self._call_log() if chat_model is not None else None,
             require_citations=settings.require_citations,

@@ -112,6 +112,10 @@ class _TomlFileSource(PydanticBaseSettingsSource):
             raise ConfigError(f"Cannot parse {self.path}: {exc} — fix the TOML syntax or remove the file") from exc
 
 
+#: Refuse below this support (0..2); chosen on three question sets at once (docs/rag.md#refusal).
+DEFAULT_REFUSAL_THRESHOLD = 1.03
+
+
 class Settings(BaseSettings):
     """Everything opsmith can be configured with. Field ``x`` is env var ``OPSMITH_X``."""
 
@@ -157,9 +161,17 @@ class Settings(BaseSettings):
     )
     retrieval_mode: RetrievalMode = Field("hybrid", description="hybrid (dense + BM25, RRF), dense or sparse.")
     hybrid_sparse_weight: float = Field(1.5, gt=0, description="Weight of the BM25 list in RRF fusion (dense is 1).")
-    top_k: int = Field(5, ge=1, le=100, description="Chunks retrieved per question (and supplied to the LLM).")
+    top_k: int = Field(
+        5, ge=1, le=100, description="Chunks retrieved per question (the best runbook is then read whole)."
+    )
+    context_tokens: int = Field(
+        2500,
+        ge=100,
+        le=100_000,
+        description="Runbook text given to the LLM per question at most, in the embedder's tokens.",
+    )
     refusal_threshold: float = Field(
-        1.0,
+        DEFAULT_REFUSAL_THRESHOLD,
         ge=0,
         le=2,
         description="Refuse when support (best cosine + IDF-weighted term coverage, 0..2) is below this.",

@@ -36,6 +36,7 @@ __all__ = [
     "Citation",
     "CollectionItem",
     "CollectionsResponse",
+    "Command",
     "Finding",
     "InfoResponse",
     "IngestReport",
@@ -92,6 +93,14 @@ class Citation(TypedDict):
     number: Annotated[int, Field(description="The [n] used in the answer.")]
 
 
+class Command(TypedDict):
+    """A command from a quoted runbook section, to copy and run."""
+
+    text: Annotated[str, Field(description="The command, whole (continued lines joined, prompt removed).")]
+    source: Annotated[str, Field(description="The runbook it is from.")]
+    line: Annotated[int, Field(description="The runbook line it starts on.")]
+
+
 class AskResult(TypedDict):
     """A grounded answer or an honest refusal (``opsmith ask --json``, the MCP tool ``ask_runbooks``)."""
 
@@ -113,6 +122,16 @@ class AskResult(TypedDict):
             description="False when the LLM's reply cited none of the runbook excerpts: then refused"
             " (require_citations, the default) or, with it off, an answer to flag as ungrounded. True for extractive"
             " answers."
+        ),
+    ]
+    commands: Annotated[
+        list[Command], Field(description="The commands of the quoted (or cited) runbook sections, in order.")
+    ]
+    not_covered: Annotated[
+        list[str],
+        Field(
+            description="The question's specific terms (flags, tools, identifiers) that no runbook mentions: the"
+            " answer covers the topic but not these."
         ),
     ]
 

@@ -218,6 +218,13 @@ def test_ask_json_answerable(ingested: Path, cli_ok: Callable[..., Run]) -> None
     assert all(isinstance(value, float) and value >= 0 for value in timings.values())
     assert timings["total"] >= timings["retrieve"]
     assert data.get("error") is None
+    # The commands of what it quoted, each with the runbook line it is on, and nothing missing.
+    assert data["commands"]
+    lines = (ingested / "postgres-replication-lag.md").read_text().splitlines()
+    for command in data["commands"]:
+        assert command["source"] == "postgres-replication-lag.md"
+        assert command["text"].splitlines()[0].strip() in lines[command["line"] - 1]
+    assert data["not_covered"] == []
 
 
 def test_ask_json_unrelated_question_is_refused(ingested: Path, cli_ok: Callable[..., Run]) -> None:

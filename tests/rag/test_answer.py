@@ -26,8 +26,6 @@ from opsmith.rag.answer import (
     Answer,
     answer_question,
     build_messages,
-    extractive_answer,
-    select_passages,
 )
 from opsmith.rag.retrieve import Retriever
 from opsmith.rag.store import Hit, StoredChunk
@@ -82,17 +80,26 @@ def test_extractive_answer_quotes_the_best_passage_with_its_place(
     assert not result.refused
     assert (result.provider, result.model, result.error) == ("none", None, None)
     first = result.citations[0]
+    # A runbook this short is quoted whole, as one excerpt headed by its title.
     assert (first.source, first.heading, first.start_line, first.end_line) == (
         "db/disk-full.md",
-        "Disk full on the database host > Diagnosis / Mitigation",
+        "Disk full on the database host",
         1,
         last_line,
     )
-    assert [c.number for c in result.citations] == list(range(1, len(result.citations) + 1))
-    assert len(result.citations) <= 2
-    (chunk,) = retriever.store.chunks("runbooks", "db/disk-full.md")
-    assert f"[1] db/disk-full.md — {first.heading} (lines 1-{last_line})\n{chunk.text.strip()}" in result.answer
-    assert "pg_archivecleanup" in result.answer
+    assert [c.number for c in result.citations] == [1]
+    quoted = runbooks["db/disk-full.md"].strip()
+    assert f"[1] db/disk-full.md — {first.heading} (lines 1-{last_line})\n{quoted}" in result.answer
+    # It ends with the commands of what it quoted, each with the line it is on.
+    assert [(c.text, c.source, c.line) for c in result.commands] == [
+        ("df -h /var/lib/postgresql", "db/disk-full.md", 10),
+        ("du -sh /var/lib/postgresql/16/main/pg_wal", "db/disk-full.md", 11),
+    ]
+    assert result.answer.endswith(
+        "Commands (db/disk-full.md):\n- line 10: `df -h /var/lib/postgresql`\n"
+        "- line 11: `du -sh /var/lib/postgresql/16/main/pg_wal`"
+    )
+    assert result.not_covered == []
     assert set(result.timings_ms) == {"retrieve", "generate", "total"}
     assert result.timings_ms["total"] >= result.timings_ms["retrieve"] > 0
 
@@ -169,9 +176,10 @@ def test_citations_are_checked_against_the_supplied_excerpts(retriever: Retrieve
 
     assert not result.refused
     assert [c.number for c in result.citations] == [1, 2]
-    assert [c.source for c in result.citations] == [c.source for c in result.retrieved[:2]]
-    assert [(c.heading, c.start_line) for c in result.citations] == [
-        (c.heading, c.start_line) for c in result.retrieved[:2]
+    # Each citation is the excerpt the model was given under that number, lines included.
+    supplied = _EXCERPT.findall(fake.calls[0]["messages"][-1].content)
+    assert [(c.source, c.start_line, c.end_line) for c in result.citations] == [
+        (source, int(start), int(end)) for _, source, start, end, _ in supplied[:2]
     ]
     assert result.dropped_citations == [9]
     assert "[9]" not in result.answer
@@ -385,42 +393,6 @@ def test_streaming_delivers_the_same_text(retriever: Retriever) -> None:
     assert result.usage == {"input_tokens": 10, "output_tokens": 5}
 
 
-def _stored(source: str, index: int, count: int, text: str, start: int) -> StoredChunk:
-    return StoredChunk(source, f"{source} > s{index}", start, start + text.count("\n"), text, index, count, "sha")
-
-
-def test_passages_add_the_next_chunk_and_drop_the_repeated_overlap() -> None:
-    first = _stored("a.md", 0, 3, "intro line\nexplanation line", 1)
-    second = _stored("a.md", 1, 3, "explanation line\n```bash\nkubectl rollout undo\n```", 2)
-    other = _stored("b.md", 0, 1, "unrelated", 1)
-    requested: list[list[str]] = []
-
-    def fetch(ids: list[str]) -> list[StoredChunk]:
-        requested.append(ids)
-        return [c for c in (first, second) if c.point_id in ids]
-
-    passages = select_passages([Hit(first, 0.9, 0.8), Hit(other, 0.5, 0.4)], fetch, passages=2)
-
-    assert requested == [[second.point_id]]  # b.md has no next chunk; a.md's neighbour is fetched by id
-    assert [[c.chunk_index for c in p.chunks] for p in passages] == [[0, 1], [0]]
-    assert passages[0].text == "intro line\nexplanation line\n\n```bash\nkubectl rollout undo\n```"
-    citation = passages[0].citation(1)
-    assert (citation.source, citation.start_line, citation.end_line) == ("a.md", 1, second.end_line)
-    answer = extractive_answer(passages)
-    assert "[1] a.md" in answer
-    assert "[2] b.md" in answer
-    assert answer.count("explanation line") == 1
-
-
-def test_passages_never_quote_a_chunk_twice() -> None:
-    chunks = [_stored("a.md", i, 3, f"part {i}", i + 1) for i in range(3)]
-    hits = [Hit(chunks[0], 0.9, 0.8), Hit(chunks[1], 0.8, 0.7)]
-    passages = select_passages(hits, lambda ids: [c for c in chunks if c.point_id in ids], passages=2)
-    quoted = [c.chunk_index for p in passages for c in p.chunks]
-    assert sorted(quoted) == sorted(set(quoted))
-    assert quoted[:2] == [0, 1]
-
-
 def test_llm_answers_are_written_to_the_call_log(retriever: Retriever, tmp_path: Path) -> None:
     from opsmith.llm.calllog import CallLog
 
@@ -444,3 +416,31 @@ def test_instructions_reach_the_model_but_not_retrieval(retriever: Retriever) ->
     assert user.rstrip().endswith("Reply with only a JSON object.")
     assert result.support == plain.support  # refusal is decided on the question alone
     assert [c.source for c in result.retrieved] == [c.source for c in plain.retrieved]
+
+
+def test_the_llm_is_told_which_terms_no_runbook_mentions_and_gets_the_commands_it_cites(
+    retriever: Retriever,
+) -> None:
+    question = "The database disk is full. How do I run pg_repack --no-order to shrink it?"
+    fake = FakeChatModel(["Check the volume first [1]. The runbooks do not cover pg_repack."])
+
+    result = answer_question(question, retriever=retriever, chat_model=fake, refusal_threshold=0.0)
+
+    user = fake.calls[0]["messages"][-1].content
+    assert "No runbook mentions: pg_repack, --no-order. Say that they are not covered." in user
+    assert "say plainly what the runbooks do not cover" in fake.calls[0]["messages"][0].content
+    assert result.not_covered == ["pg_repack", "--no-order"]
+    # The commands are those of the excerpt the reply cites, with their lines in the runbook.
+    (cited,) = result.citations
+    assert cited.source == "db/disk-full.md"
+    assert [(c.text, c.line) for c in result.commands] == [
+        ("df -h /var/lib/postgresql", 10),
+        ("du -sh /var/lib/postgresql/16/main/pg_wal", 11),
+    ]
+
+
+def test_a_question_the_runbooks_cover_names_nothing_as_missing(retriever: Retriever) -> None:
+    fake = FakeChatModel(["Run `df -h` [1]."])
+    result = answer_question(DISK_QUESTION, retriever=retriever, chat_model=fake)
+    assert result.not_covered == []
+    assert "No runbook mentions" not in fake.calls[0]["messages"][-1].content

@@ -9,17 +9,19 @@ from pathlib import Path
 import pytest
 
 from opsmith.errors import InputError
-from opsmith.rag.answer import Answer
+from opsmith.rag.answer import Answer, answer_question
 from opsmith.rag.evaluate import (
     EvalQuestion,
     QuestionResult,
     evaluate,
     gold_warning,
+    llm_context,
     load_questions,
     plot_support,
     score,
     suggest_threshold,
 )
+from opsmith.rag.retrieve import Retriever
 
 
 def _answerable(qid: str, ranked: list[str], *, refused: bool = False, ok: bool | None = True) -> QuestionResult:
@@ -228,3 +230,95 @@ def test_gold_warning_counts_the_missing_ones_when_some_are_indexed() -> None:
 
 def test_gold_warning_ignores_the_gold_of_unanswerable_questions() -> None:
     assert gold_warning([_question("u", "gone.md", answerable=False)], {"a.md"}, "runbooks") is None
+
+
+def test_evaluate_measures_the_context_the_answer_length_and_not_covered_terms() -> None:
+    """Each figure is known by construction: context texts, token counts and answers are scripted."""
+    questions = [
+        EvalQuestion("q1", "one?", ["a.md"], ["cmd-a"], True),  # in answer and context
+        EvalQuestion("q2", "two?", ["a.md"], ["cmd-b"], True),  # in context only
+        EvalQuestion("q3", "three?", ["a.md"], ["cmd-c"], True),  # in neither; flagged
+        EvalQuestion("q4", "four?", ["a.md"], ["cmd-d"], True),  # refused: no context counted
+        EvalQuestion("u1", "near?", [], [], False),  # answered but flagged: a near-miss caught
+        EvalQuestion("u2", "far?", [], [], False),  # refused
+        EvalQuestion("u3", "miss?", [], [], False),  # answered as if covered
+    ]
+    replies = {
+        "one?": ("run cmd-a", False, []),
+        "two?": ("see the runbook", False, []),
+        "three?": ("xx", False, ["--flag"]),
+        "four?": ("Not in the runbooks.", True, []),
+        "near?": ("closest runbook", False, ["noout"]),
+        "far?": ("Not in the runbooks.", True, []),
+        "miss?": ("an answer", False, []),
+    }
+    contexts = {"one?": ("cmd-a", 100), "two?": ("cmd-b here", 300), "three?": ("other", 200), "near?": ("x", 50)}
+    contexts["miss?"] = ("y", 400)
+    asked_for_context: list[str] = []
+
+    def ask(question: str) -> Answer:
+        text, refused, missing = replies[question]
+        no_time = {"retrieve": 1.0, "generate": 0.0, "total": 1.0}
+        return Answer(question, text, refused, [], "none", no_time, not_covered=missing)
+
+    def context(question: str) -> tuple[str, int]:
+        asked_for_context.append(question)
+        return contexts[question]
+
+    summary = evaluate(questions, rank=lambda q: ["a.md"], ask=ask, context=context)
+
+    # Refused: no LLM would be called, so no context is measured.
+    assert "four?" not in asked_for_context
+    assert "far?" not in asked_for_context
+    assert summary["must_include_rate"] == 0.25  # q1
+    assert summary["context_must_include_rate"] == 0.5  # q1, q2 of four answerable
+    # Answered questions only (q1, q2, q3, u1, u3): tokens 100, 300, 200, 50, 400.
+    assert (summary["context_tokens_median"], summary["context_tokens_p95"]) == (200, 400)
+    lengths = sorted(len(replies[q][0]) for q in ("one?", "two?", "three?", "near?", "miss?"))
+    assert (summary["answer_chars_median"], summary["answer_chars_p95"]) == (lengths[2], lengths[-1])
+    assert summary["unanswerable_refused_or_flagged"] == pytest.approx(2 / 3, abs=1e-4)  # u1 flagged, u2 refused
+    assert summary["answerable_flagged"] == 0.25  # q3
+    rows = {row["id"]: row for row in summary["questions"]}
+    assert (rows["q2"]["context_must_include_ok"], rows["q2"]["context_tokens"]) == (True, 300)
+    assert (rows["u1"]["flagged"], rows["u1"]["not_covered"]) == (True, ["noout"])
+    assert rows["u2"]["flagged"] is False  # refused, not flagged
+    json.dumps(summary)
+
+
+def test_without_a_context_function_the_context_figures_are_zero() -> None:
+    question = EvalQuestion("q1", "one?", ["a.md"], ["x"], True)
+    reply = Answer("one?", "x", False, [], "none", {"retrieve": 1.0, "generate": 0.0, "total": 1.0})
+    summary = evaluate([question], rank=lambda q: ["a.md"], ask=lambda q: reply)
+    assert (summary["context_must_include_rate"], summary["context_tokens_median"]) == (0.0, 0)
+    assert summary["unanswerable_refused_or_flagged"] is None
+
+
+def test_eval_figures_on_a_real_index(shared_retriever: Retriever) -> None:
+    """The real pipeline on the test corpus: the context the LLM would get holds the command, stays
+    within its budget, and a question about a tool no runbook mentions is flagged, not passed off."""
+    questions = [
+        EvalQuestion(
+            "q1", "The disk is full on the database host, what do I do?", ["db/disk-full.md"], ["du -sh"], True
+        ),
+        EvalQuestion("u1", "The database disk is full. How do I run pg_repack --no-order on it?", [], [], False),
+    ]
+
+    def ask(question: str) -> Answer:
+        # Refusal off: this corpus is too small for the default threshold to let the near-miss through,
+        # and the flag is what is under test.
+        return answer_question(question, retriever=shared_retriever, refusal_threshold=0.0)
+
+    def rank(question: str) -> list[str]:
+        return [hit.chunk.source for hit in shared_retriever.search(question, k=10)]
+
+    summary = evaluate(questions, rank=rank, ask=ask, context=llm_context(shared_retriever, k=5, context_tokens=400))
+    rows = {row["id"]: row for row in summary["questions"]}
+    tight = evaluate(questions, rank=rank, ask=ask, context=llm_context(shared_retriever, k=5, context_tokens=30))
+
+    assert rows["q1"]["context_must_include_ok"] is True
+    assert 30 < rows["q1"]["context_tokens"] <= 400
+    assert 0 < tight["questions"][0]["context_tokens"] <= 30
+    assert rows["u1"]["refused"] is False
+    assert rows["u1"]["not_covered"] == ["pg_repack", "--no-order"]
+    assert summary["unanswerable_refused_or_flagged"] == 1.0
+    assert summary["answerable_flagged"] == 0.0

@@ -400,10 +400,15 @@ async def test_a_cited_runbook_opens_on_sections_that_cover_the_citation(app: Fa
     starts = [s["start_line"] for s in sections]
     assert starts == sorted(starts)
 
-    # The citation spans whole consecutive sections: one starts where it starts, one ends where it ends.
-    first = next(i for i, s in enumerate(sections) if s["start_line"] == citation["start_line"])
-    last = next(i for i, s in enumerate(sections) if s["end_line"] == citation["end_line"])
-    assert first <= last
+    # The citation lies inside the runbook, on consecutive sections that together cover it.
+    covering = [
+        s for s in sections if s["start_line"] <= citation["end_line"] and citation["start_line"] <= s["end_line"]
+    ]
+    assert covering
+    assert covering[0]["start_line"] <= citation["start_line"] <= citation["end_line"] <= covering[-1]["end_line"]
+    # And it points at the lines it quotes: the cited excerpt's first line is that line of the file.
+    original_lines = (RUNBOOKS_DIR / citation["source"]).read_text(encoding="utf-8").splitlines()
+    assert original_lines[citation["start_line"] - 1].strip()
 
     # Line numbers are the original file's: each section's first line sits inside its range there.
     original = (RUNBOOKS_DIR / citation["source"]).read_text(encoding="utf-8").splitlines()

@@ -46,14 +46,15 @@ def retrieval(
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """recall@1/5, MRR@10, nDCG@10, refusal precision/recall and must-include rate.
+    """recall@1/5, MRR@10, nDCG@10, refusals, and what reaches the engineer: must-include in the answer
+    and in the LLM's context, their sizes, and near-misses flagged as not covered.
 
     Also suggests the refusal threshold that refuses the most unanswerable questions while
     refusing at most 10% of answerable ones, and with --plot draws where each question falls.
     """
     from opsmith.llm.registry import get_chat_model
     from opsmith.rag.answer import answer_question
-    from opsmith.rag.evaluate import evaluate, gold_warning, load_questions
+    from opsmith.rag.evaluate import evaluate, gold_warning, llm_context, load_questions
 
     questions = load_questions(questions_file)
     settings = settings_from(collection=collection, qdrant_url=qdrant_url, retrieval_mode=mode, provider=provider)
@@ -83,7 +84,9 @@ def retrieval(
                         k=top_k,
                         refusal_threshold=settings.refusal_threshold,
                         max_tokens=settings.llm_max_tokens,
+                        context_tokens=settings.context_tokens,
                     ),
+                    context=llm_context(retriever, k=top_k, context_tokens=settings.context_tokens),
                     progress=(lambda n: bar.advance(task, n)) if bar is not None and task is not None else None,
                 )
     finally:
@@ -116,9 +119,14 @@ def retrieval(
         "refusal_recall",
         "false_refusal_rate",
         "must_include_rate",
+        "context_must_include_rate",
+        "unanswerable_refused_or_flagged",
+        "answerable_flagged",
     ):
         value = summary[key]
         table.add_row(key, "n/a" if value is None else f"{value:.3f}")
+    for key in ("context_tokens_median", "context_tokens_p95", "answer_chars_median", "answer_chars_p95"):
+        table.add_row(key, str(summary[key]))
     out.print(table)
     suggested = summary["suggested_refusal_threshold"]
     if suggested is not None and abs(suggested - settings.refusal_threshold) > 1e-6:

@@ -30,7 +30,7 @@ DEMO_LABEL = "demo (fake provider)"
 #: from retrieved excerpts, so `opsmith ask` runs it; the version is rag.answer.PROMPT_VERSION.
 CODE_PROMPTS: dict[str, tuple[int, str]] = {
     "rag-answer": (
-        1,
+        2,
         "Answer from retrieved runbook excerpts, citing [n] (opsmith ask, serve, mcp). Built in code from"
         " the excerpts: run it with `opsmith ask`.",
     ),

@@ -13,6 +13,7 @@ from opsmith.compare.evalset import EvalItem
 from opsmith.compare.metrics import mean, percentile, recall_at_k, score_item
 from opsmith.compare.stats import paired_bootstrap
 from opsmith.compare.variants import DEMO_LABEL, PROMPT_VERSION, Variant, item_prompt, run_item
+from opsmith.config import DEFAULT_REFUSAL_THRESHOLD
 
 if TYPE_CHECKING:
     from opsmith.finetune.estimate import PriceTable
@@ -72,7 +73,7 @@ def run_variants(
     k: int,
     cache: ResultCache,
     config: dict[str, Any],
-    refusal_threshold: float = 1.0,
+    refusal_threshold: float = DEFAULT_REFUSAL_THRESHOLD,
     on_result: Callable[[], None] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Raw results as variant -> item id -> result, from the cache where present."""
@@ -139,7 +140,7 @@ def compare(
     config: dict[str, Any] | None = None,
     prices: PriceTable | None = None,
     general: Sequence[EvalItem] = (),
-    refusal_threshold: float = 1.0,
+    refusal_threshold: float = DEFAULT_REFUSAL_THRESHOLD,
     on_result: Callable[[], None] | None = None,
 ) -> CompareResult:
     """Run ``variants`` on ``items`` and measure them against each other.

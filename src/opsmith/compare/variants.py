@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsmith.compare.evalset import EvalItem
 from opsmith.compare.metrics import is_refusal
+from opsmith.config import DEFAULT_REFUSAL_THRESHOLD
 from opsmith.llm._base import ChatModel, Message
 
 if TYPE_CHECKING:
@@ -109,7 +110,12 @@ def item_prompt(item: EvalItem) -> str:
 
 
 def run_item(
-    variant: Variant, item: EvalItem, *, retriever: Retriever | None, k: int, refusal_threshold: float = 1.0
+    variant: Variant,
+    item: EvalItem,
+    *,
+    retriever: Retriever | None,
+    k: int,
+    refusal_threshold: float = DEFAULT_REFUSAL_THRESHOLD,
 ) -> dict[str, Any]:
     """Answer ``item`` with ``variant``; the raw result the metrics and the cache work from."""
     question = item_prompt(item)

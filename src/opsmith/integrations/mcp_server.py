@@ -111,6 +111,8 @@ opsmith answers operational questions from a team's own runbooks and reviews Ter
 - search_runbooks returns the raw matching runbook chunks; ask_runbooks returns a grounded answer with citations.
 - When ask_runbooks says refused=true, the runbooks do not cover the question: say so instead of guessing.
 - When ask_runbooks says grounded=false, the answer cites no runbook: present it as unverified, not as the runbooks'.
+- When ask_runbooks lists not_covered terms, the runbooks never mention them: say so, and do not fill the gap.
+- ask_runbooks' commands are the quoted runbook commands with their lines: offer them as they are.
 - Cited sources can be opened as resources: opsmith://{collection}/{source}.
 - review_terraform reviews Terraform passed as {path: content}; pass every file of a module so references resolve."""
 

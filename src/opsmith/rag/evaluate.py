@@ -8,6 +8,12 @@ Ranking metrics use the sources of the ranked chunks, de-duplicated in rank orde
 count only answerable questions; each has one relevant source, so nDCG@10 is
 ``1 / log2(rank + 1)``. Refusal precision and recall treat "refused" as the positive
 prediction for an unanswerable question.
+
+What reaches the engineer is measured too: ``must_include_rate`` (every ``must_include``
+string is in the answer), ``context_must_include_rate`` (every one is in the excerpts an LLM
+would be given: the same context whether or not an LLM is configured), the context's size in
+the embedder's tokens and the answer's in characters (median and p95), and how unanswerable
+questions end: refused, or answered with ``not_covered`` terms named (``flagged``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from opsmith.errors import InputError
-from opsmith.rag.answer import Answer
+from opsmith.rag.answer import Answer, answer_context
+from opsmith.rag.retrieve import Retriever
 
 __all__ = [
     "EvalQuestion",
@@ -28,6 +35,7 @@ __all__ = [
     "dedupe",
     "evaluate",
     "gold_warning",
+    "llm_context",
     "load_questions",
     "plot_support",
     "score",
@@ -54,6 +62,14 @@ class QuestionResult:
     answerable: bool = True
     gold: list[str] = field(default_factory=list)
     support: float = 0.0
+    context_must_include_ok: bool | None = None
+    context_tokens: int = 0
+    not_covered: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        """Answered, but with terms of the question named as not covered by the runbooks."""
+        return not self.refused and bool(self.not_covered)
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:
@@ -149,6 +165,8 @@ def score(results: list[QuestionResult]) -> dict[str, Any]:
         return next((i + 1 for i, s in enumerate(result.ranked_sources) if s in result.gold), None)
 
     ranks = [rank(r) for r in answerable]
+    answered = [r for r in results if not r.refused]
+    u = len(unanswerable) or 1
     refused_total = sum(r.refused for r in results)
     refused_right = sum(r.refused for r in unanswerable)
     return {
@@ -163,7 +181,24 @@ def score(results: list[QuestionResult]) -> dict[str, Any]:
         "refusal_recall": round(refused_right / len(unanswerable), 4) if unanswerable else None,
         "false_refusal_rate": round(sum(r.refused for r in answerable) / n, 4),
         "must_include_rate": round(sum(bool(r.must_include_ok) for r in answerable) / n, 4),
+        "context_must_include_rate": round(sum(bool(r.context_must_include_ok) for r in answerable) / n, 4),
+        "context_tokens_median": _percentile([r.context_tokens for r in answered], 50),
+        "context_tokens_p95": _percentile([r.context_tokens for r in answered], 95),
+        "answer_chars_median": _percentile([len(r.answer) for r in answered], 50),
+        "answer_chars_p95": _percentile([len(r.answer) for r in answered], 95),
+        "unanswerable_refused_or_flagged": round(sum(r.refused or r.flagged for r in unanswerable) / u, 4)
+        if unanswerable
+        else None,
+        "answerable_flagged": round(sum(r.flagged for r in answerable) / n, 4),
     }
+
+
+def _percentile(values: list[int], q: float) -> int:
+    """The nearest-rank percentile; 0 for no values."""
+    if not values:
+        return 0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def suggest_threshold(results: list[QuestionResult], *, max_false_refusals: float = 0.10) -> float | None:
@@ -213,19 +248,34 @@ def plot_support(results: list[dict[str, Any]], threshold: float, path: Path) ->
     return path
 
 
+def llm_context(retriever: Retriever, *, k: int, context_tokens: int) -> Callable[[str], tuple[str, int]]:
+    """For :func:`evaluate`: the excerpts an LLM would be given for a question, as one text, with their tokens."""
+
+    def build(question: str) -> tuple[str, int]:
+        excerpts = answer_context(question, retriever.search(question, k=k), retriever, context_tokens=context_tokens)
+        count = retriever.embedder.count_tokens
+        return "\n\n".join(e.text for e in excerpts), sum(count(e.text) for e in excerpts)
+
+    return build
+
+
 def evaluate(
     questions: list[EvalQuestion],
     *,
     rank: Callable[[str], list[str]],
     ask: Callable[[str], Answer],
+    context: Callable[[str], tuple[str, int]] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every question through ``rank`` (sources for the top 10 chunks) and ``ask``."""
+    """Run every question through ``rank`` (sources for the top 10 chunks), ``ask`` and, for
+    questions not refused, ``context`` (the LLM's excerpts as one text, and its size in tokens)."""
     results: list[QuestionResult] = []
     for question in questions:
         ranked = dedupe(rank(question.question))[:10]
         reply = ask(question.question)
         ok = all(s in reply.answer for s in question.must_include) if question.answerable else None
+        given, tokens = context(question.question) if context is not None and not reply.refused else ("", 0)
+        context_ok = all(s in given for s in question.must_include) if question.answerable else None
         results.append(
             QuestionResult(
                 question.id,
@@ -236,6 +286,9 @@ def evaluate(
                 question.answerable,
                 list(question.gold),
                 reply.support,
+                context_ok,
+                tokens,
+                list(reply.not_covered),
             )
         )
         if progress:
@@ -252,6 +305,11 @@ def evaluate(
             "answerable": r.answerable,
             "gold": r.gold,
             "support": r.support,
+            "context_must_include_ok": r.context_must_include_ok,
+            "context_tokens": r.context_tokens,
+            "answer_chars": len(r.answer),
+            "not_covered": r.not_covered,
+            "flagged": r.flagged,
         }
         for r in results
     ]

@@ -33,7 +33,7 @@ import numpy as np
 
 from opsmith.config import Settings
 from opsmith.errors import InputError, PathNotFoundError
-from opsmith.rag.chunking import CHUNKER_VERSION, chunk_document
+from opsmith.rag.chunking import CHUNKER_VERSION, Chunk, chunk_document
 from opsmith.rag.documents import Document, SkipFile
 from opsmith.rag.embedder import Embedder
 from opsmith.rag.loaders import SUPPORTED_SUFFIXES, file_digest, load_document
@@ -50,6 +50,7 @@ __all__ = [
     "discover",
     "ingest",
     "ingest_recipe",
+    "stored_chunks",
 ]
 
 
@@ -281,22 +282,7 @@ def ingest(
             max_tokens=min(settings.chunk_tokens, embedder.max_tokens),
             overlap=settings.chunk_overlap,
         )
-        stored = [
-            StoredChunk(
-                source=document.source,
-                heading=piece.heading,
-                start_line=piece.start_line,
-                end_line=piece.end_line,
-                text=piece.text,
-                chunk_index=piece.index,
-                chunk_count=len(pieces),
-                file_sha256=document.sha256,
-                kind=document.kind,
-                title=document.title,
-                root=root,
-            )
-            for piece in pieces
-        ]
+        stored = stored_chunks(document, pieces, root)
         if not pieces:
             report.skipped.append(SkippedFile(document.source, "no text left after parsing"))
             continue
@@ -383,6 +369,27 @@ def _ingested_from(versions: Iterable[FileState], source: str, folders: Sequence
         if location not in singles and not _inside(location, folders):
             return False
     return True
+
+
+def stored_chunks(document: Document, pieces: list[Chunk], root: str | None = None) -> list[StoredChunk]:
+    """``document``'s chunks as the index stores them (``root``: the folder its source is relative to)."""
+    return [
+        StoredChunk(
+            source=document.source,
+            heading=piece.heading,
+            start_line=piece.start_line,
+            end_line=piece.end_line,
+            text=piece.text,
+            chunk_index=piece.index,
+            chunk_count=len(pieces),
+            file_sha256=document.sha256,
+            kind=document.kind,
+            title=document.title,
+            root=root,
+            line_numbers=piece.line_numbers,
+        )
+        for piece in pieces
+    ]
 
 
 def ingest_recipe(settings: Settings, embedder: Embedder) -> bytes:

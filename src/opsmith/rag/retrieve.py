@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
 
 from opsmith.config import RetrievalMode
 from opsmith.errors import EmptyQuestionError
 from opsmith.rag.embedder import Embedder
-from opsmith.rag.sparse import query_vector
-from opsmith.rag.store import Hit, TermStats, VectorStoreReader
+from opsmith.rag.runbook import Runbook
+from opsmith.rag.sparse import SparseVector, query_vector
+from opsmith.rag.store import Hit, StoredChunk, TermStats, VectorStoreReader
 
-__all__ = ["Retriever"]
+__all__ = ["RUNBOOK_CACHE", "Retriever"]
+
+#: Rebuilt runbooks a retriever keeps (least recently used goes first).
+RUNBOOK_CACHE = 64
 
 
 @dataclass
@@ -25,8 +35,14 @@ class Retriever:
     #: Search only these runbooks (an alert's linked runbook); None searches the whole collection.
     sources: tuple[str, ...] | None = None
     term_stats: TermStats | None = field(default=None, init=False)
+    _embed: Callable[[str], NDArray[np.float32]] = field(init=False, repr=False)
+    _runbooks: dict[tuple[str, str, int], Runbook] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        # Answering a question searches twice (the collection, then the best runbook's chunks):
+        # embed it once.
+        self._embed = lru_cache(maxsize=64)(self.embedder.embed_query)
         # Fail before the first question, with a message naming both models if they differ.
         info = self.store.require(self.collection, embedder=self.embedder.name, dimension=self.embedder.dimension)
         self.term_stats = info.term_stats
@@ -35,7 +51,7 @@ class Retriever:
         """The ``k`` best chunks for ``query``, best first."""
         if not query or not query.strip():
             raise EmptyQuestionError()
-        dense = self.embedder.embed_query(query)
+        dense = self._embed(query)
         return self.store.query(
             self.collection,
             dense,
@@ -45,3 +61,31 @@ class Retriever:
             sparse_weight=self.sparse_weight,
             sources=self.sources,
         )
+
+    def runbook(self, query: str, chunk: StoredChunk) -> tuple[Runbook, list[Hit]]:
+        """The runbook ``chunk`` belongs to, rebuilt (and kept for the next question: a version of a
+        runbook never changes), with each of its chunks' hits for ``query``."""
+        hits = self.runbook_hits(query, chunk)
+        key = (chunk.source, chunk.file_sha256, len(hits))
+        with self._lock:
+            runbook = self._runbooks.pop(key, None)
+        if runbook is None:
+            runbook = Runbook.from_chunks([hit.chunk for hit in hits])
+        with self._lock:
+            self._runbooks[key] = runbook
+            while len(self._runbooks) > RUNBOOK_CACHE:
+                self._runbooks.pop(next(iter(self._runbooks)))
+        return runbook, hits
+
+    def runbook_hits(self, query: str, chunk: StoredChunk) -> list[Hit]:
+        """Every chunk of the runbook ``chunk`` belongs to (that version of it), each with its dense
+        relevance to ``query``: what an answer is assembled from."""
+        hits = self.store.query(
+            self.collection,
+            self._embed(query),
+            SparseVector([], []),
+            mode="dense",
+            limit=chunk.chunk_count * 2,  # room for a second version an interrupted ingest left
+            sources=(chunk.source,),
+        )
+        return [hit for hit in hits if hit.chunk.file_sha256 == chunk.file_sha256]
