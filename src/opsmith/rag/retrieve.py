@@ -17,7 +17,10 @@ from opsmith.rag.runbook import Runbook
 from opsmith.rag.sparse import SparseVector, query_vector
 from opsmith.rag.store import Hit, StoredChunk, TermStats, VectorStoreReader
 
-__all__ = ["RUNBOOK_CACHE", "Retriever"]
+__all__ = ["MAX_RUNBOOK_CHUNKS", "RUNBOOK_CACHE", "Retriever"]
+
+#: Chunks of one runbook an answer reads at most (about 200 kB of text): the most relevant ones.
+MAX_RUNBOOK_CHUNKS = 200
 
 #: Rebuilt runbooks a retriever keeps (least recently used goes first).
 RUNBOOK_CACHE = 64
@@ -79,13 +82,17 @@ class Retriever:
 
     def runbook_hits(self, query: str, chunk: StoredChunk) -> list[Hit]:
         """Every chunk of the runbook ``chunk`` belongs to (that version of it), each with its dense
-        relevance to ``query``: what an answer is assembled from."""
+        relevance to ``query``: what an answer is assembled from. Of a runbook longer than
+        :data:`MAX_RUNBOOK_CHUNKS` chunks, only that many, the most relevant."""
         hits = self.store.query(
             self.collection,
             self._embed(query),
             SparseVector([], []),
             mode="dense",
-            limit=chunk.chunk_count * 2,  # room for a second version an interrupted ingest left
+            # Room for a second version an interrupted ingest left; a bound for a huge file, whose
+            # every chunk would otherwise be read for every question about it.
+            limit=min(chunk.chunk_count, MAX_RUNBOOK_CHUNKS) * 2,
             sources=(chunk.source,),
         )
-        return [hit for hit in hits if hit.chunk.file_sha256 == chunk.file_sha256]
+        found = [hit for hit in hits if hit.chunk.file_sha256 == chunk.file_sha256]
+        return found[:MAX_RUNBOOK_CHUNKS]

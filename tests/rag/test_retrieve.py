@@ -1,0 +1,52 @@
+"""The retriever's view of one runbook: all of it for an answer, but never without bound."""
+
+from __future__ import annotations
+
+import pytest
+
+from opsmith.rag import retrieve
+from opsmith.rag.answer import answer_question
+from opsmith.rag.retrieve import Retriever
+
+# A long runbook: forty sections, each its own chunk once the small ones stop merging.
+LONG = "# Zone sync\n\n" + "\n".join(
+    f"## Step {i}: zone {i}\n\nCheck replication of zone {i} with the admin tool and its sync status.\n"
+    + " ".join(["Note that zone sync can lag behind for a while after a restart."] * 12)
+    + f"\n\n```bash\nradosgw-admin sync status --rgw-zone=zone{i}\n```\n"
+    for i in range(40)
+)
+QUESTION = "How do I check the sync status of zone 7?"
+
+
+@pytest.fixture(scope="module")
+def extra_runbooks() -> dict[str, str]:
+    return {"storage/zone-sync.md": LONG}
+
+
+def test_a_runbook_is_read_whole_with_each_chunks_relevance(shared_retriever: Retriever) -> None:
+    (best,) = shared_retriever.search(QUESTION, k=1)
+    hits = shared_retriever.runbook_hits(QUESTION, best.chunk)
+
+    assert best.chunk.source == "storage/zone-sync.md"
+    assert sorted(h.chunk.chunk_index for h in hits) == list(range(best.chunk.chunk_count))
+    assert best.chunk.chunk_count > 10
+    assert all(0 < h.relevance <= 1 for h in hits)
+
+
+def test_a_huge_runbook_is_read_only_in_its_most_relevant_part(
+    shared_retriever: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (best,) = shared_retriever.search(QUESTION, k=1)
+    everything = shared_retriever.runbook_hits(QUESTION, best.chunk)
+    monkeypatch.setattr(retrieve, "MAX_RUNBOOK_CHUNKS", 5)
+
+    hits = shared_retriever.runbook_hits(QUESTION, best.chunk)
+
+    assert len(hits) == 5
+    most_relevant = sorted(everything, key=lambda h: -h.relevance)[:5]
+    assert {h.chunk.chunk_index for h in hits} == {h.chunk.chunk_index for h in most_relevant}
+    # An answer is still made from what was read, with exact lines and the zone asked about.
+    answer = answer_question(QUESTION, retriever=shared_retriever)
+    assert not answer.refused
+    assert answer.citations[0].source == "storage/zone-sync.md"
+    assert "radosgw-admin sync status --rgw-zone=zone7" in answer.answer
