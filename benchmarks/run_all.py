@@ -14,6 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     "retrieval_quality.py",
+    "answer_quality.py",
     "ingest_throughput.py",
     "query_latency.py",
     "cold_start.py",
