@@ -50,3 +50,16 @@ def test_a_huge_runbook_is_read_only_in_its_most_relevant_part(
     assert not answer.refused
     assert answer.citations[0].source == "storage/zone-sync.md"
     assert "radosgw-admin sync status --rgw-zone=zone7" in answer.answer
+
+
+def test_parts_of_a_huge_runbook_read_for_different_questions_are_not_mixed_up(
+    shared_retriever: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rebuilt runbooks are kept between questions; a partial read is kept apart from another one."""
+    monkeypatch.setattr(retrieve, "MAX_RUNBOOK_CHUNKS", 5)
+    first = answer_question("How do I check the sync status of zone 7?", retriever=shared_retriever)
+    second = answer_question("How do I check the sync status of zone 33?", retriever=shared_retriever)
+
+    assert "--rgw-zone=zone7" in first.answer
+    assert "--rgw-zone=zone33" in second.answer
+    assert "--rgw-zone=zone33" not in first.answer

@@ -22,8 +22,10 @@ __all__ = ["MAX_RUNBOOK_CHUNKS", "RUNBOOK_CACHE", "Retriever"]
 #: Chunks of one runbook an answer reads at most (about 200 kB of text): the most relevant ones.
 MAX_RUNBOOK_CHUNKS = 200
 
-#: Rebuilt runbooks a retriever keeps (least recently used goes first).
+#: Rebuilt runbooks kept between questions (the least recently used goes first).
 RUNBOOK_CACHE = 64
+_RUNBOOKS: dict[tuple[str, str, tuple[int, ...]], Runbook] = {}
+_RUNBOOKS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -39,8 +41,6 @@ class Retriever:
     sources: tuple[str, ...] | None = None
     term_stats: TermStats | None = field(default=None, init=False)
     _embed: Callable[[str], NDArray[np.float32]] = field(init=False, repr=False)
-    _runbooks: dict[tuple[str, str, int], Runbook] = field(default_factory=dict, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Answering a question searches twice (the collection, then the best runbook's chunks):
@@ -66,18 +66,21 @@ class Retriever:
         )
 
     def runbook(self, query: str, chunk: StoredChunk) -> tuple[Runbook, list[Hit]]:
-        """The runbook ``chunk`` belongs to, rebuilt (and kept for the next question: a version of a
-        runbook never changes), with each of its chunks' hits for ``query``."""
+        """The runbook ``chunk`` belongs to, rebuilt, with each of its chunks' hits for ``query``.
+
+        Rebuilt runbooks are kept (:data:`RUNBOOK_CACHE`, shared by all retrievers): a version of a
+        runbook never changes, and the same few answer most questions."""
         hits = self.runbook_hits(query, chunk)
-        key = (chunk.source, chunk.file_sha256, len(hits))
-        with self._lock:
-            runbook = self._runbooks.pop(key, None)
+        # The chunks read: all of a runbook, or of a huge one the most relevant (see runbook_hits).
+        key = (chunk.source, chunk.file_sha256, tuple(sorted(hit.chunk.chunk_index for hit in hits)))
+        with _RUNBOOKS_LOCK:
+            runbook = _RUNBOOKS.pop(key, None)
         if runbook is None:
             runbook = Runbook.from_chunks([hit.chunk for hit in hits])
-        with self._lock:
-            self._runbooks[key] = runbook
-            while len(self._runbooks) > RUNBOOK_CACHE:
-                self._runbooks.pop(next(iter(self._runbooks)))
+        with _RUNBOOKS_LOCK:
+            _RUNBOOKS[key] = runbook
+            while len(_RUNBOOKS) > RUNBOOK_CACHE:
+                _RUNBOOKS.pop(next(iter(_RUNBOOKS)))
         return runbook, hits
 
     def runbook_hits(self, query: str, chunk: StoredChunk) -> list[Hit]:
