@@ -23,6 +23,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, cast
 
 from opsmith.config import DEFAULT_REFUSAL_THRESHOLD
@@ -225,6 +226,12 @@ def _strip_unknown(text: str, unknown: Sequence[int]) -> str:
     return _CITATION.sub(keep, text)
 
 
+# The best runbook's chunks count for every question about it: their terms, once.
+@lru_cache(maxsize=16384)
+def _terms_of(text: str) -> frozenset[int]:
+    return frozenset(term_ids(text))
+
+
 def support(question: str, hits: Sequence[Hit], stats: TermStats | None) -> float:
     """How well the retrieved passages support an answer, from 0 to 2.
 
@@ -242,7 +249,7 @@ def support(question: str, hits: Sequence[Hit], stats: TermStats | None) -> floa
         return semantic * 2
     present: set[int] = set()
     for hit in hits:
-        present |= term_ids(hit.chunk.indexed_text)
+        present |= _terms_of(hit.chunk.indexed_text)
     weights = {term: stats.idf(term) for term in asked}
     total = sum(weights.values())
     coverage = sum(weight for term, weight in weights.items() if term in present) / total if total else 0.0

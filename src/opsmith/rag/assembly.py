@@ -5,7 +5,7 @@ give the LLM (the context), each within a budget:
 
 1. The best runbook, rebuilt from its chunks (:mod:`opsmith.rag.runbook`), has each section
    scored against the question: BM25 over the section's words with the collection's IDF (so the
-   question's specific terms count most), plus the dense relevance of its chunks.
+   question's specific terms count most), plus the dense relevance of the retrieved chunks in it.
 2. A runbook that fits the budget is used whole. Otherwise the best section grows to the largest
    section around it that fits; the smallest that does not is its *topic* (a "Symptoms"
    subsection's topic is its problem, with its "Investigation" and "Solution"). The rest of the

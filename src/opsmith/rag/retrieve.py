@@ -15,11 +15,12 @@ from opsmith.errors import EmptyQuestionError
 from opsmith.rag.embedder import Embedder
 from opsmith.rag.runbook import Runbook
 from opsmith.rag.sparse import SparseVector, query_vector
-from opsmith.rag.store import Hit, StoredChunk, TermStats, VectorStoreReader
+from opsmith.rag.store import Hit, StoredChunk, TermStats, VectorStoreReader, chunk_point_id
 
 __all__ = ["MAX_RUNBOOK_CHUNKS", "RUNBOOK_CACHE", "Retriever"]
 
-#: Chunks of one runbook an answer reads at most (about 200 kB of text): the most relevant ones.
+#: Chunks of one runbook an answer reads at most (about 200 kB of text): of a longer one, the most
+#: relevant (a huge file then costs every question about it no more than this).
 MAX_RUNBOOK_CHUNKS = 200
 
 #: Rebuilt runbooks kept between questions (the least recently used goes first).
@@ -84,17 +85,21 @@ class Retriever:
         return runbook, hits
 
     def runbook_hits(self, query: str, chunk: StoredChunk) -> list[Hit]:
-        """Every chunk of the runbook ``chunk`` belongs to (that version of it), each with its dense
-        relevance to ``query``: what an answer is assembled from. Of a runbook longer than
-        :data:`MAX_RUNBOOK_CHUNKS` chunks, only that many, the most relevant."""
+        """The chunks of the runbook ``chunk`` belongs to (that version of it): what an answer is
+        assembled from. All of them, fetched by id (their ``score`` and ``relevance`` are 0: the
+        question's own hits carry those); of a runbook longer than :data:`MAX_RUNBOOK_CHUNKS`
+        chunks, only that many, the most relevant to ``query``."""
+        if chunk.chunk_count <= MAX_RUNBOOK_CHUNKS:
+            # By id, not by a filtered search: a lookup the embedded store answers without a scan.
+            ids = [chunk_point_id(chunk.source, chunk.file_sha256, i) for i in range(chunk.chunk_count)]
+            return [Hit(found, 0.0, 0.0) for found in self.store.fetch(self.collection, ids)]
         hits = self.store.query(
             self.collection,
             self._embed(query),
             SparseVector([], []),
             mode="dense",
-            # Room for a second version an interrupted ingest left; a bound for a huge file, whose
-            # every chunk would otherwise be read for every question about it.
-            limit=min(chunk.chunk_count, MAX_RUNBOOK_CHUNKS) * 2,
+            # Room for a second version an interrupted ingest left.
+            limit=MAX_RUNBOOK_CHUNKS * 2,
             sources=(chunk.source,),
         )
         found = [hit for hit in hits if hit.chunk.file_sha256 == chunk.file_sha256]
